@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# run-echo.sh - echo benchmark: tacio's examples/echo-server against the two
+# hand-written baselines (bench/echo-uring.c, bench/echo-epoll.c).
+#
+#   bench/run-echo.sh [--quick] [--full] [--reps N]
+#
+#   default   16 and 256 connections, 64-byte messages, 5 s runs
+#   --full    1, 16, 256 and 1000 connections, 64- and 4096-byte messages
+#   --quick   2 s runs
+#   --reps N  repetitions per server and case (default 3, at least 3 is wise)
+#
+# Builds in build-bench/ (Release) at the repository root, installing missing
+# Debian packages first. Every run: server pinned to CPU 1, load generator
+# (bench/echo-load, ping-pong, 1 s warm-up) to CPU 0, loopback only. Servers
+# are run interleaved (A B C A B C ...) and the table shows medians; raw rows
+# go to bench/results/echo-<timestamp>.csv.
+#
+# The tacio server is build-bench/examples/echo-server if it builds here, else
+# build/examples/echo-server, or $TACIO_ECHO_SERVER; missing means skipped.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+build="$root/build-bench"
+
+quick=0
+full=0
+reps=3
+while (($#)); do
+	case "$1" in
+	--quick) quick=1 ;;
+	--full) full=1 ;;
+	--reps)
+		reps=${2:?--reps needs a number}
+		shift
+		;;
+	-h | --help)
+		sed -n '2,20p' "$0"
+		exit 0
+		;;
+	*)
+		echo "run-echo.sh: unknown option $1 (try --help)" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+
+seconds=5
+((quick)) && seconds=2
+warmup=1
+if ((full)); then
+	conns_list=(1 16 256 1000)
+	sizes=(64 4096)
+else
+	conns_list=(16 256)
+	sizes=(64)
+fi
+
+die() {
+	echo "run-echo.sh: $*" >&2
+	exit 1
+}
+
+# --- dependencies: install only what is missing --------------------------------
+ensure_deps() {
+	local pkgs=() sudo=""
+
+	command -v cmake >/dev/null || pkgs+=(cmake)
+	command -v cc >/dev/null || pkgs+=(gcc libc6-dev)
+	command -v make >/dev/null || pkgs+=(make)
+	command -v pkg-config >/dev/null || pkgs+=(pkg-config)
+	pkg-config --exists liburing 2>/dev/null || pkgs+=(liburing-dev)
+	command -v taskset >/dev/null || pkgs+=(util-linux)
+	((${#pkgs[@]})) || return 0
+
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null || die "missing ${pkgs[*]}, and not root to install them"
+		sudo=sudo
+	fi
+	echo "installing missing packages: ${pkgs[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get install -y --no-install-recommends "${pkgs[@]}" ||
+		{ $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${pkgs[@]}"; } ||
+		die "apt-get install ${pkgs[*]} failed"
+}
+
+# --- build ---------------------------------------------------------------------
+bindir=""
+tacio_built=0
+build_all() {
+	local log="$build/build.log"
+
+	mkdir -p "$build"
+	: >"$log"
+	# The whole project first (gives examples/echo-server too); the bench
+	# directory alone if the library's CMake does not configure right now.
+	if cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTACIO_WERROR=ON >>"$log" 2>&1 &&
+		cmake --build "$build" -j"$(nproc)" --target echo-uring echo-epoll echo-load >>"$log" 2>&1; then
+		bindir="$build/bench"
+		if cmake --build "$build" -j"$(nproc)" --target echo-server >>"$log" 2>&1 &&
+			[ -x "$build/examples/echo-server" ]; then
+			tacio_built=1
+		fi
+		return 0
+	fi
+	echo "note: the full project did not configure/build (see $log); building bench/ alone"
+	if ! { cmake -S "$here" -B "$build/bench-only" -DCMAKE_BUILD_TYPE=Release -DTACIO_WERROR=ON >>"$log" 2>&1 &&
+		cmake --build "$build/bench-only" -j"$(nproc)" >>"$log" 2>&1; }; then
+		tail -30 "$log" >&2
+		die "build failed (log: $log)"
+	fi
+	bindir="$build/bench-only"
+}
+
+ensure_deps
+build_all
+
+tacio_bin=${TACIO_ECHO_SERVER:-}
+if [ -z "$tacio_bin" ]; then
+	if ((tacio_built)); then
+		tacio_bin="$build/examples/echo-server"
+	else
+		tacio_bin="$root/build/examples/echo-server"
+	fi
+fi
+
+servers=(echo-uring echo-epoll)
+if [ -x "$tacio_bin" ]; then
+	servers+=(tacio)
+	echo "tacio: ${tacio_bin#"$root"/} --threads 2"
+else
+	echo "tacio: $tacio_bin not found: skipped (build examples/echo-server to include it)"
+fi
+
+server_argv() { # name port -> sets argv
+	case "$1" in
+	echo-uring | echo-epoll) argv=("$bindir/$1" --port "$2") ;;
+	tacio) argv=("$tacio_bin" --port "$2" --threads 2) ;;
+	esac
+}
+
+# --- machine setup ---------------------------------------------------------------
+if taskset -c 0 true 2>/dev/null && taskset -c 1 true 2>/dev/null; then
+	pin_server=(taskset -c 1)
+	pin_load=(taskset -c 0)
+	pin_note="server pinned to CPU 1, load generator to CPU 0 (taskset)"
+else
+	pin_server=()
+	pin_load=()
+	pin_note="WARNING: CPUs 0 and 1 are not both available: running unpinned"
+fi
+
+max_conns=0
+for c in "${conns_list[@]}"; do ((c > max_conns)) && max_conns=$c; done
+want_fds=$((max_conns + 256))
+if (($(ulimit -n) < want_fds)); then
+	ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+	(($(ulimit -n) >= want_fds)) || die "fd limit $(ulimit -n) is below $want_fds needed for $max_conns connections"
+fi
+
+mkdir -p "$here/results"
+stamp=$(date +%Y%m%d-%H%M%S)
+csv="$here/results/echo-$stamp.csv"
+echo "timestamp,conns,size,server,rep,seconds,rps,p50_us,p99_us,server_cpu_s,cpu_us_per_rt,client_cpu_pct,status" >"$csv"
+
+tmp=$(mktemp -d)
+server_pid=""
+cleanup() {
+	if [ -n "$server_pid" ]; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- one run ---------------------------------------------------------------------
+port=$((20000 + RANDOM % 20000))
+
+start_server() { # name -> sets server_pid, port; false on failure
+	local name=$1 i argv
+
+	port=$((port + 1))
+	server_argv "$name" "$port"
+	"${pin_server[@]}" "${argv[@]}" >"$tmp/server.out" 2>"$tmp/server.err" &
+	server_pid=$!
+	for ((i = 0; i < 100; i++)); do
+		grep -q "^listening on 127.0.0.1:$port" "$tmp/server.out" 2>/dev/null && return 0
+		kill -0 "$server_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "  $name did not start (port $port): $(head -c 300 "$tmp/server.err")" >&2
+	stop_server
+	return 1
+}
+
+stop_server() {
+	local i
+
+	[ -n "$server_pid" ] || return 0
+	kill -TERM "$server_pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$server_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+	server_pid=""
+}
+
+kv() { # key line
+	local k=$1 line=$2
+	line=" $line "
+	line=${line#* "$k"=}
+	echo "${line%% *}"
+}
+
+run_one() { # name conns size rep
+	local name=$1 conns=$2 size=$3 rep=$4 line status=ok
+	local rps=nan p50=nan p99=nan scpu=nan per=nan ccpu=nan
+
+	if start_server "$name"; then
+		if line=$("${pin_load[@]}" "$bindir/echo-load" --port "$port" --conns "$conns" --size "$size" \
+			--seconds "$seconds" --warmup "$warmup" --server-pid "$server_pid" 2>"$tmp/load.err"); then
+			rps=$(kv rps "$line")
+			p50=$(kv p50_us "$line")
+			p99=$(kv p99_us "$line")
+			scpu=$(kv server_cpu_s "$line")
+			per=$(kv cpu_us_per_rt "$line")
+			ccpu=$(kv client_cpu_pct "$line")
+		else
+			status=failed
+			echo "  $name conns=$conns size=$size: $(cat "$tmp/load.err")" >&2
+		fi
+		stop_server
+	else
+		status=failed
+	fi
+	echo "$stamp,$conns,$size,$name,$rep,$seconds,$rps,$p50,$p99,$scpu,$per,$ccpu,$status" >>"$csv"
+	printf '  %-10s conns=%-4s size=%-4s rep %s: %s\n' "$name" "$conns" "$size" "$rep" \
+		"$([ $status = ok ] && echo "rps=$rps cpu_us_per_rt=$per client_cpu_pct=$ccpu" || echo FAILED)"
+}
+
+echo "echo benchmark: $pin_note; ${seconds}s runs after ${warmup}s warm-up, $reps repetitions interleaved, loopback"
+echo "servers: ${servers[*]}"
+for size in "${sizes[@]}"; do
+	for conns in "${conns_list[@]}"; do
+		for ((rep = 1; rep <= reps; rep++)); do
+			for name in "${servers[@]}"; do
+				run_one "$name" "$conns" "$size" "$rep"
+			done
+		done
+	done
+done
+
+# --- table of medians ------------------------------------------------------------
+echo
+echo "medians of $reps runs; ratios are server / echo-uring (rps: higher is better, cpu: lower is better)"
+echo "saturated: client = load generator above 90% CPU, server = server above 90% of one CPU"
+awk -F, -v order="${servers[*]}" '
+function median(key, n, i, j, t, a) {
+	n = cnt[key]
+	for (i = 1; i <= n; i++) a[i] = val[key, i]
+	for (i = 2; i <= n; i++) {
+		t = a[i]
+		for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	if (n == 0) return "nan"
+	if (n % 2) return a[(n + 1) / 2]
+	return (a[n / 2] + a[n / 2 + 1]) / 2
+}
+NR == 1 { next }
+$13 != "ok" { failed[$2, $3, $4]++; next }
+{
+	split("rps p50 p99 scpu per ccpu", names, " ")
+	for (m = 1; m <= 6; m++) {
+		key = $2 SUBSEP $3 SUBSEP $4 SUBSEP names[m]
+		val[key, ++cnt[key]] = $(6 + m)
+	}
+	secs[$2, $3, $4] = $6
+	if (!(($2, $3) in seen_case)) { seen_case[$2, $3] = 1; cases[++ncases] = $2 SUBSEP $3 }
+}
+END {
+	nsrv = split(order, srv, " ")
+	printf "%-6s %-5s %-11s %9s %9s %9s %9s %8s %8s %-13s\n", \
+		"conns", "size", "server", "rps", "cpu_us/rt", "p50_us", "p99_us", "rps_x", "cpu_x", "saturated"
+	for (c = 1; c <= ncases; c++) {
+		split(cases[c], cs, SUBSEP)
+		base = cs[1] SUBSEP cs[2] SUBSEP "echo-uring"
+		brps = median(base SUBSEP "rps"); bper = median(base SUBSEP "per")
+		for (s = 1; s <= nsrv; s++) {
+			k = cs[1] SUBSEP cs[2] SUBSEP srv[s]
+			if (cnt[k SUBSEP "rps"] == 0) {
+				printf "%-6s %-5s %-11s %9s\n", cs[1], cs[2], srv[s], "FAILED"
+				continue
+			}
+			rps = median(k SUBSEP "rps"); per = median(k SUBSEP "per")
+			ccpu = median(k SUBSEP "ccpu"); scpu = median(k SUBSEP "scpu")
+			sat = ""
+			if (ccpu > 90) sat = "client"
+			if (scpu / secs[k] * 100 > 90) sat = sat (sat == "" ? "" : "+") "server"
+			if (sat == "") sat = "-"
+			rx = (brps > 0) ? sprintf("%.2f", rps / brps) : "nan"
+			cx = (bper > 0) ? sprintf("%.2f", per / bper) : "nan"
+			note = ((k) in failed) ? sprintf(" (%d failed)", failed[k]) : ""
+			printf "%-6s %-5s %-11s %9.0f %9.3f %9.1f %9.1f %8s %8s %-13s%s\n", \
+				cs[1], cs[2], srv[s], rps, per, median(k SUBSEP "p50"), median(k SUBSEP "p99"), \
+				rx, cx, sat, note
+		}
+	}
+}' "$csv"
+echo
+echo "raw results: ${csv#"$root"/}"

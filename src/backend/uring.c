@@ -1,0 +1,586 @@
+/* uring.c - the io_uring backend.
+ *
+ * One ring per port, shared by every thread. Submission entries are filled
+ * under sq_lock (a few stores) and handed to the kernel by whichever thread
+ * next enters it: a thread running entries of this port batches its
+ * submissions until it returns to dequeue, where one io_uring_enter both
+ * submits and waits.
+ *
+ * Identity: an SQE's user_data is (slot index << 32 | slot generation). The
+ * slot table, not the caller's record, is what a CQE is first checked
+ * against, so a CQE for a record that has been finished, reused or freed is
+ * recognised and dropped without touching the record.
+ *
+ * Thread-agnostic I/O: io_uring cancels a request with -ECANCELED when the
+ * thread that submitted it exits. Such a CQE, for an operation nobody asked
+ * to cancel, is re-issued here from the reaping thread. A request cancelled
+ * this way transferred nothing (io_uring cancels only requests still
+ * waiting to be issued or for readiness), so re-issue moves no data twice.
+ * docs/design.md has the argument and the alternatives. */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+
+#define CHUNK_SHIFT 10
+#define CHUNK_SLOTS (1u << CHUNK_SHIFT)
+#define MAX_CHUNKS 16384u /* 16M operations in flight per port */
+#define NO_SLOT UINT32_MAX
+#define UD_WAKE UINT64_MAX
+#define UD_IGNORE (UINT64_MAX - 1)
+#define REAP_BATCH 128
+
+struct slot {
+    tacio_op_t *op;   /* NULL when free */
+    uint32_t gen;     /* advanced at every free */
+    uint32_t aux;     /* live: handle cancel epoch at arm time; free: next free */
+};
+
+struct uring {
+    struct io_uring ring;
+    pthread_mutex_t sq_lock; /* SQ ring, slots, closing */
+    struct __kernel_timespec *ts; /* one per SQE index, for timeouts */
+    struct slot *chunks[MAX_CHUNKS];
+    unsigned nchunks;
+    uint32_t free_head;
+    unsigned live;
+    bool closing;
+    _Atomic bool dead;
+    _Atomic unsigned unsubmitted;
+    _Atomic bool wake_pending;
+};
+
+struct msg_scratch {
+    struct msghdr msg;
+    struct iovec iov;
+};
+_Static_assert(sizeof(struct msg_scratch) <= sizeof(((tacio_addr_t *)0)->priv_scratch),
+               "tacio_addr_t scratch too small for a msghdr");
+
+static struct uring *U(struct tacio_port *p)
+{
+    return p->bctx;
+}
+
+/* ---- slots (all under sq_lock) ------------------------------------------------ */
+
+static struct slot *slot_at(struct uring *u, uint32_t idx)
+{
+    uint32_t c = idx >> CHUNK_SHIFT;
+    if (c >= u->nchunks)
+        return NULL;
+    return &u->chunks[c][idx & (CHUNK_SLOTS - 1)];
+}
+
+static uint32_t slot_alloc(struct uring *u, tacio_op_t *op, uint32_t epoch)
+{
+    if (u->free_head == NO_SLOT) {
+        if (u->nchunks == MAX_CHUNKS)
+            return NO_SLOT;
+        struct slot *c = calloc(CHUNK_SLOTS, sizeof *c);
+        if (!c)
+            return NO_SLOT;
+        uint32_t base = u->nchunks << CHUNK_SHIFT;
+        for (uint32_t i = 0; i < CHUNK_SLOTS; i++)
+            c[i].aux = i + 1 < CHUNK_SLOTS ? base + i + 1 : NO_SLOT;
+        u->chunks[u->nchunks++] = c;
+        u->free_head = base;
+    }
+    uint32_t idx = u->free_head;
+    struct slot *s = slot_at(u, idx);
+    u->free_head = s->aux;
+    s->op = op;
+    s->aux = epoch;
+    u->live++;
+    return idx;
+}
+
+static void slot_free(struct uring *u, uint32_t idx)
+{
+    struct slot *s = slot_at(u, idx);
+    s->op = NULL;
+    s->gen++;
+    s->aux = u->free_head;
+    u->free_head = idx;
+    u->live--;
+}
+
+static uint64_t slot_ud(struct uring *u, uint32_t idx)
+{
+    return (uint64_t)idx << 32 | slot_at(u, idx)->gen;
+}
+
+/* ---- the submission ring ----------------------------------------------------- */
+
+static void publish_locked(struct uring *u)
+{
+    struct io_uring_sq *sq = &u->ring.sq;
+    unsigned n = sq->sqe_tail - sq->sqe_head;
+    for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++)
+        sq->array[i & sq->ring_mask] = i & sq->ring_mask;
+    sq->sqe_head = sq->sqe_tail;
+    /* release: the SQE contents are visible before the kernel sees the tail. */
+    io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+    atomic_fetch_add_explicit(&u->unsubmitted, n, memory_order_relaxed);
+}
+
+static void enter_submit(struct uring *u)
+{
+    unsigned n = atomic_exchange_explicit(&u->unsubmitted, 0, memory_order_relaxed);
+    if (!n || atomic_load_explicit(&u->dead, memory_order_acquire))
+        return;
+    int r = io_uring_enter(u->ring.ring_fd, n, 0, 0, NULL);
+    if (r < 0 && (r == -EAGAIN || r == -EBUSY || r == -EINTR))
+        atomic_fetch_add_explicit(&u->unsubmitted, n, memory_order_relaxed);
+}
+
+static struct io_uring_sqe *get_sqe_locked(struct uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe)
+        return sqe;
+    /* Full: hand what is there to the kernel now and try once more. */
+    publish_locked(u);
+    enter_submit(u);
+    return io_uring_get_sqe(&u->ring);
+}
+
+static int records(const struct tacio_handle *h)
+{
+    return h->type == H_DGRAM || h->seqpacket;
+}
+
+/* Fill one SQE for op. False if the ring has no room. */
+static bool prep_locked(struct uring *u, tacio_op_t *op, uint32_t idx)
+{
+    struct io_uring_sqe *sqe = get_sqe_locked(u);
+    if (!sqe)
+        return false;
+    struct tacio_handle *h = op_handle(op);
+    int fd = h->fd;
+    char *buf = op->priv_buf;
+    uint64_t done = tacio__stream_progress(op);
+    uint64_t off = h->type == H_FILE ? op->priv_arg : (uint64_t)-1;
+    tacio_addr_t *addr = (tacio_addr_t *)(uintptr_t)op->priv_arg;
+
+    switch (op_kind(op)) {
+    case K_READ:
+        io_uring_prep_read(sqe, fd, buf, op->priv_len, off);
+        break;
+    case K_WRITE:
+        io_uring_prep_write(sqe, fd, buf + done, (unsigned)(op->priv_len - done),
+                            h->type == H_FILE ? off : (uint64_t)-1);
+        break;
+    case K_RECV:
+        io_uring_prep_recv(sqe, fd, buf, op->priv_len, records(h) ? MSG_TRUNC : 0);
+        break;
+    case K_SEND:
+        /* WAITALL: a stream send completes with its whole buffer or an error,
+         * so the next queued send never interleaves with its rest. */
+        io_uring_prep_send(sqe, fd, buf + done, op->priv_len - done,
+                           MSG_NOSIGNAL | (records(h) ? 0 : MSG_WAITALL));
+        break;
+    case K_RECVFROM:
+    case K_SENDTO: {
+        if (!addr) {
+            io_uring_prep_recv(sqe, fd, buf, op->priv_len, MSG_TRUNC);
+            break;
+        }
+        struct msg_scratch *m = (struct msg_scratch *)(void *)addr->priv_scratch;
+        memset(m, 0, sizeof *m);
+        m->iov.iov_base = buf;
+        m->iov.iov_len = op->priv_len;
+        m->msg.msg_name = &addr->u;
+        m->msg.msg_iov = &m->iov;
+        m->msg.msg_iovlen = 1;
+        if (op_kind(op) == K_RECVFROM) {
+            m->msg.msg_namelen = sizeof addr->u;
+            io_uring_prep_recvmsg(sqe, fd, &m->msg, MSG_TRUNC);
+        } else {
+            m->msg.msg_namelen = addr->len;
+            io_uring_prep_sendmsg(sqe, fd, &m->msg, MSG_NOSIGNAL);
+        }
+        break;
+    }
+    case K_ACCEPT:
+        if (addr)
+            addr->len = sizeof addr->u;
+        io_uring_prep_accept(sqe, fd, addr ? &addr->u.sa : NULL, addr ? &addr->len : NULL,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+    case K_CONNECT:
+        /* connect() was started synchronously; wait for its outcome. */
+        io_uring_prep_poll_add(sqe, fd, POLLOUT);
+        break;
+    case K_FSYNC:
+        io_uring_prep_fsync(sqe, fd, op->priv_arg ? IORING_FSYNC_DATASYNC : 0);
+        break;
+    case K_TIMER: {
+        struct __kernel_timespec *ts = &u->ts[sqe - u->ring.sq.sqes];
+        ts->tv_sec = (long long)(op->priv_arg / 1000000000u);
+        ts->tv_nsec = (long long)(op->priv_arg % 1000000000u);
+        io_uring_prep_timeout(sqe, ts, 0, 0);
+        break;
+    }
+    default:
+        io_uring_prep_nop(sqe);
+        break;
+    }
+    io_uring_sqe_set_data64(sqe, slot_ud(u, idx));
+    publish_locked(u);
+    return true;
+}
+
+/* ---- the interface --------------------------------------------------------------- */
+
+static tacio_status_t u_submit(struct tacio_port *p, tacio_op_t *op, bool defer)
+{
+    struct uring *u = U(p);
+    struct tacio_handle *h = op_handle(op);
+    tacio_status_t st = TACIO_SUCCESS;
+    pthread_mutex_lock(&u->sq_lock);
+    uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
+    if (u->closing)
+        st = TACIO_PORT_DISCONNECTED;
+    else if ((w & OPW_CANCEL) || (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING))
+        st = TACIO_CANCELLED; /* cancel or close came while it was starting */
+    else {
+        uint32_t epoch = atomic_load_explicit(&h->cancel_epoch, memory_order_relaxed);
+        uint32_t idx = slot_alloc(u, op, epoch);
+        if (idx == NO_SLOT)
+            st = TACIO_NO_MEMORY;
+        else if (!prep_locked(u, op, idx)) {
+            slot_free(u, idx);
+            st = TACIO_INSUFFICIENT_RESOURCES;
+        } else
+            op_set_slot(op, idx);
+    }
+    pthread_mutex_unlock(&u->sq_lock);
+    if (st != TACIO_SUCCESS)
+        return st;
+    if (defer)
+        tacio__note_deferred(p);
+    else
+        enter_submit(u);
+    return TACIO_SUCCESS;
+}
+
+static void prep_cancel_locked(struct uring *u, uint64_t target, int fd, unsigned flags)
+{
+    struct io_uring_sqe *sqe = get_sqe_locked(u);
+    if (!sqe)
+        return;
+    if (flags & (IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ANY))
+        io_uring_prep_cancel_fd(sqe, fd, flags & ~IORING_ASYNC_CANCEL_FD);
+    else
+        io_uring_prep_cancel64(sqe, target, flags);
+    if (flags & IORING_ASYNC_CANCEL_ANY)
+        sqe->cancel_flags = flags; /* ANY matches every request, not an fd */
+    io_uring_sqe_set_data64(sqe, UD_IGNORE);
+    publish_locked(u);
+}
+
+static tacio_status_t u_cancel(struct tacio_port *p, tacio_op_t *op)
+{
+    struct uring *u = U(p);
+    tacio_status_t st = TACIO_SUCCESS;
+    pthread_mutex_lock(&u->sq_lock);
+    uint32_t w = atomic_load_explicit(op_word(op), memory_order_acquire);
+    if ((w & OPW_STATE_MASK) != OP_INFLIGHT) {
+        st = TACIO_NOT_FOUND;
+    } else {
+        atomic_fetch_or_explicit(op_word(op), OPW_CANCEL, memory_order_relaxed);
+        struct slot *s = slot_at(u, op_slot(op));
+        /* Not armed yet (its synchronous attempt is running): the bit makes
+         * u_submit end it with CANCELLED instead of arming it. */
+        if (s && s->op == op && !u->closing)
+            prep_cancel_locked(u, slot_ud(u, op_slot(op)), -1, 0);
+    }
+    pthread_mutex_unlock(&u->sq_lock);
+    if (st == TACIO_SUCCESS)
+        enter_submit(u);
+    return st;
+}
+
+static tacio_status_t u_cancel_handle(struct tacio_port *p, struct tacio_handle *h)
+{
+    struct uring *u = U(p);
+    pthread_mutex_lock(&u->sq_lock);
+    if (!u->closing)
+        prep_cancel_locked(u, 0, h->fd, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
+    pthread_mutex_unlock(&u->sq_lock);
+    enter_submit(u);
+    return TACIO_SUCCESS;
+}
+
+static bool should_reissue(struct uring *u, tacio_op_t *op, struct slot *s)
+{
+    struct tacio_handle *h = op_handle(op);
+    if (u->closing || op_kind(op) == K_TIMER)
+        return false;
+    if (atomic_load_explicit(op_word(op), memory_order_relaxed) & OPW_CANCEL)
+        return false;
+    if (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
+        return false;
+    return s->aux == atomic_load_explicit(&h->cancel_epoch, memory_order_relaxed);
+}
+
+static void fill_from_len(tacio_op_t *op)
+{
+    tacio_addr_t *from = (tacio_addr_t *)(uintptr_t)op->priv_arg;
+    if (op_kind(op) != K_RECVFROM || !from)
+        return;
+    from->len = ((struct msg_scratch *)(void *)from->priv_scratch)->msg.msg_namelen;
+}
+
+/* One CQE, under sq_lock. */
+static void handle_cqe(struct tacio_port *p, struct uring *u, const struct io_uring_cqe *cqe,
+                       struct oplist *out, struct oplist *succ)
+{
+    uint64_t ud = cqe->user_data;
+    if (ud == UD_WAKE) {
+        atomic_store_explicit(&u->wake_pending, false, memory_order_relaxed);
+        return;
+    }
+    if (ud == UD_IGNORE)
+        return;
+    uint32_t idx = (uint32_t)(ud >> 32);
+    struct slot *s = slot_at(u, idx);
+    if (!s || !s->op || s->gen != (uint32_t)ud) {
+        stat_add(&p->st.dropped_stale, 1);
+        return;
+    }
+    tacio_op_t *op = s->op;
+    long res = cqe->res;
+    if (res == -ECANCELED && should_reissue(u, op, s)) {
+        uint32_t epoch = s->aux;
+        if (prep_locked(u, op, idx)) {
+            s->aux = epoch;
+            stat_add(&p->st.reissued_after_exit, 1);
+            return;
+        }
+    }
+    tacio_status_t st;
+    uint64_t bytes;
+    if (op_kind(op) == K_CONNECT && res >= 0) {
+        st = tacio__connect_result(op_handle(op)->fd);
+        bytes = 0;
+    } else {
+        tacio__map_result(op, res, &st, &bytes);
+        fill_from_len(op);
+    }
+    slot_free(u, idx);
+    if (tacio__op_finish(op, op_gen(op), st, bytes, succ))
+        oplist_push(out, op);
+    else
+        stat_add(&p->st.dropped_duplicates, 1);
+}
+
+static void reap(struct tacio_port *p, struct uring *u, struct oplist *out)
+{
+    struct io_uring_cqe *cqes[REAP_BATCH];
+    struct oplist succ = {0};
+    for (;;) {
+        unsigned n = io_uring_peek_batch_cqe(&u->ring, cqes, REAP_BATCH);
+        if (!n)
+            break;
+        /* sq_lock also orders the submitters' writes to records and slots
+         * before these reads, which the kernel round trip does too but no
+         * race detector can see. */
+        pthread_mutex_lock(&u->sq_lock);
+        for (unsigned i = 0; i < n; i++)
+            handle_cqe(p, u, cqes[i], out, &succ);
+        pthread_mutex_unlock(&u->sq_lock);
+        io_uring_cq_advance(&u->ring, n);
+        if (n < REAP_BATCH)
+            break;
+    }
+    enter_submit(u); /* re-issued operations */
+    tacio__run_successors(&succ);
+}
+
+static tacio_status_t u_wait(struct tacio_port *p, int timeout_ms, struct oplist *out)
+{
+    struct uring *u = U(p);
+    unsigned n = atomic_exchange_explicit(&u->unsubmitted, 0, memory_order_relaxed);
+    int r = 0;
+    if (io_uring_cq_ready(&u->ring) || timeout_ms == 0) {
+        if (n)
+            r = io_uring_enter(u->ring.ring_fd, n, 0, 0, NULL);
+    } else if (timeout_ms < 0) {
+        r = io_uring_enter(u->ring.ring_fd, n, 1, IORING_ENTER_GETEVENTS, NULL);
+    } else {
+        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                       .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+        struct io_uring_getevents_arg arg = {.ts = (uint64_t)(uintptr_t)&ts};
+        r = io_uring_enter2(u->ring.ring_fd, n, 1,
+                            IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                            (sigset_t *)(void *)&arg, sizeof arg);
+    }
+    if (r < 0 && n && (r == -EAGAIN || r == -EBUSY || r == -EINTR))
+        atomic_fetch_add_explicit(&u->unsubmitted, n, memory_order_relaxed);
+    unsigned before = out->n;
+    reap(p, u, out);
+    if (out->n == before && timeout_ms >= 0 && (r == -ETIME || timeout_ms == 0))
+        return TACIO_TIMEOUT;
+    return TACIO_SUCCESS;
+}
+
+static void u_wake(struct tacio_port *p)
+{
+    struct uring *u = U(p);
+    if (atomic_exchange_explicit(&u->wake_pending, true, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&u->sq_lock);
+    struct io_uring_sqe *sqe = get_sqe_locked(u);
+    if (sqe) {
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, UD_WAKE);
+        publish_locked(u);
+    } else {
+        atomic_store_explicit(&u->wake_pending, false, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&u->sq_lock);
+    enter_submit(u);
+}
+
+static void u_flush(struct tacio_port *p)
+{
+    enter_submit(U(p));
+}
+
+static void u_drain(struct tacio_port *p, struct oplist *out)
+{
+    struct uring *u = U(p);
+    for (int round = 0;; round++) {
+        pthread_mutex_lock(&u->sq_lock);
+        u->closing = true;
+        unsigned live = u->live;
+        if (live && round % 10 == 0)
+            prep_cancel_locked(u, 0, -1, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+        pthread_mutex_unlock(&u->sq_lock);
+        if (!live)
+            break;
+        enter_submit(u);
+        u_wait(p, 100, out);
+    }
+    reap(p, u, out);
+}
+
+static void u_fini(struct tacio_port *p)
+{
+    struct uring *u = U(p);
+    pthread_mutex_lock(&u->sq_lock);
+    atomic_store_explicit(&u->dead, true, memory_order_release);
+    io_uring_queue_exit(&u->ring);
+    for (unsigned i = 0; i < u->nchunks; i++)
+        free(u->chunks[i]);
+    u->nchunks = 0;
+    free(u->ts);
+    u->ts = NULL;
+    pthread_mutex_unlock(&u->sq_lock);
+}
+
+static void describe_failure(int err, char *why, size_t whylen)
+{
+    char sysctl[32] = "";
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+    if (f) {
+        if (!fgets(sysctl, sizeof sysctl, f))
+            sysctl[0] = 0;
+        fclose(f);
+        sysctl[strcspn(sysctl, "\n")] = 0;
+    }
+    const char *cause;
+    if (sysctl[0] == '2')
+        cause = "io_uring is disabled system-wide (kernel.io_uring_disabled=2)";
+    else if (sysctl[0] == '1' && err == EPERM)
+        cause = "io_uring is restricted to kernel.io_uring_group (kernel.io_uring_disabled=1)";
+    else if (err == ENOSYS)
+        cause = "the kernel has no io_uring, or a seccomp filter hides it";
+    else if (err == EPERM || err == EACCES)
+        cause = "a seccomp filter or security module refuses io_uring";
+    else if (err == ENOMEM)
+        cause = "the ring could not be allocated (RLIMIT_MEMLOCK or memory)";
+    else
+        cause = "the kernel refused the ring set-up";
+    snprintf(why, whylen, "io_uring_setup: %s: %s", strerror(err), cause);
+}
+
+static tacio_status_t u_init(struct tacio_port *p, unsigned depth, char *why, size_t whylen)
+{
+    struct uring *u = calloc(1, sizeof *u);
+    if (!u)
+        return TACIO_NO_MEMORY;
+    struct io_uring_params prm;
+    memset(&prm, 0, sizeof prm);
+    prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+    prm.cq_entries = depth * 16 < 4096 ? 4096 : depth * 16;
+    int r = io_uring_queue_init_params(depth, &u->ring, &prm);
+    if (r == -EINVAL) {
+        memset(&prm, 0, sizeof prm);
+        prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        prm.cq_entries = 4096;
+        r = io_uring_queue_init_params(depth, &u->ring, &prm);
+    }
+    if (r < 0) {
+        describe_failure(-r, why, whylen);
+        free(u);
+        return r == -ENOMEM ? TACIO_NO_MEMORY : TACIO_NOT_SUPPORTED;
+    }
+    const unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_SUBMIT_STABLE;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
+    bool ops_ok = probe && io_uring_opcode_supported(probe, IORING_OP_SOCKET); /* 5.19+ */
+    if (probe)
+        io_uring_free_probe(probe);
+    if ((prm.features & need) != need || !ops_ok) {
+        snprintf(why, whylen, "io_uring: this kernel lacks what tacio needs (Linux 5.19 or "
+                              "later: cancel by fd, extended wait arguments)");
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        return TACIO_NOT_SUPPORTED;
+    }
+    u->ts = calloc(u->ring.sq.ring_entries, sizeof *u->ts);
+    if (!u->ts) {
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        return TACIO_NO_MEMORY;
+    }
+    pthread_mutex_init(&u->sq_lock, NULL);
+    u->free_head = NO_SLOT;
+    p->bctx = u;
+    snprintf(why, whylen, "io_uring: available (sq %u, cq %u entries)", u->ring.sq.ring_entries,
+             u->ring.cq.ring_entries);
+    return TACIO_SUCCESS;
+}
+
+static void u_destroy(struct tacio_port *p)
+{
+    struct uring *u = U(p);
+    if (!u)
+        return;
+    pthread_mutex_destroy(&u->sq_lock);
+    free(u);
+    p->bctx = NULL;
+}
+
+const struct tacio_backend tacio__backend_uring = {
+    .name = "io_uring",
+    .caps = BE_CAP_FILES_ASYNC,
+    .init = u_init,
+    .fini = u_fini,
+    .destroy = u_destroy,
+    .submit = u_submit,
+    .cancel = u_cancel,
+    .cancel_handle = u_cancel_handle,
+    .wait = u_wait,
+    .wake = u_wake,
+    .flush = u_flush,
+    .drain = u_drain,
+};

@@ -1,0 +1,233 @@
+/* handle.c - wrapping fds, and closing them only when no operation in the
+ * kernel can still resolve the number. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "core/internal.h"
+
+/* Closed handles are kept on a free list, never returned to malloc, so that
+ * a call on a closed handle finds HANDLE_DEAD and is answered with
+ * TACIO_INVALID_HANDLE instead of reading freed memory. */
+static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tacio_handle *free_handles;
+
+static struct tacio_handle *handle_alloc(void)
+{
+    pthread_mutex_lock(&free_lock);
+    struct tacio_handle *h = free_handles;
+    if (h)
+        free_handles = h->free_next;
+    pthread_mutex_unlock(&free_lock);
+    if (!h)
+        h = malloc(sizeof *h);
+    if (h)
+        memset(h, 0, sizeof *h);
+    return h;
+}
+
+static void handle_free(struct tacio_handle *h)
+{
+    struct tacio_port *p = h->port;
+    h->magic = HANDLE_DEAD;
+    pthread_mutex_lock(&free_lock);
+    h->free_next = free_handles;
+    free_handles = h;
+    pthread_mutex_unlock(&free_lock);
+    tacio__port_unref(p);
+}
+
+bool tacio__handle_valid(const struct tacio_handle *h)
+{
+    return h && h->magic == HANDLE_MAGIC && h->type != H_TIMER;
+}
+
+static tacio_status_t classify(int fd, struct tacio_handle *h)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) < 0) {
+        tacio__set_error("fstat(%d): %s", fd, strerror(errno));
+        return TACIO_INVALID_HANDLE;
+    }
+    if (S_ISREG(sb.st_mode)) {
+        h->type = H_FILE;
+        return TACIO_SUCCESS;
+    }
+    if (S_ISFIFO(sb.st_mode)) {
+        h->type = H_PIPE;
+        return TACIO_SUCCESS;
+    }
+    if (S_ISSOCK(sb.st_mode)) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+            return tacio_status_from_errno(errno);
+        if (type == SOCK_STREAM || type == SOCK_SEQPACKET) {
+            h->type = H_STREAM;
+            h->seqpacket = type == SOCK_SEQPACKET;
+            return TACIO_SUCCESS;
+        }
+        if (type == SOCK_DGRAM) {
+            h->type = H_DGRAM;
+            return TACIO_SUCCESS;
+        }
+        tacio__set_error("fd %d is a socket of type %d; tacio supports stream, datagram "
+                         "and seqpacket sockets", fd, type);
+        return TACIO_NOT_SUPPORTED;
+    }
+    const char *what = S_ISDIR(sb.st_mode) ? "a directory"
+                       : S_ISCHR(sb.st_mode) ? "a character device"
+                       : S_ISBLK(sb.st_mode) ? "a block device"
+                                             : "of an unknown file type";
+    tacio__set_error("fd %d is %s; tacio handles regular files, pipes and sockets", fd, what);
+    return TACIO_NOT_SUPPORTED;
+}
+
+tacio_status_t tacio_handle_open(tacio_port_t *port, int fd, uint64_t key, unsigned flags,
+                                 tacio_handle_t **out)
+{
+    if (!out || fd < 0 || (flags & ~(TACIO_HANDLE_QUEUED_ALWAYS | TACIO_HANDLE_NO_CLOSE_FD)))
+        return TACIO_INVALID_PARAMETER;
+    if (!port || port->magic != PORT_MAGIC)
+        return TACIO_INVALID_HANDLE;
+    if (atomic_load_explicit(&port->closed, memory_order_acquire))
+        return TACIO_PORT_DISCONNECTED;
+    struct tacio_handle *h = handle_alloc();
+    if (!h)
+        return TACIO_NO_MEMORY;
+    tacio_status_t st = classify(fd, h);
+    if (st != TACIO_SUCCESS) {
+        h->port = NULL;
+        pthread_mutex_lock(&free_lock);
+        h->magic = HANDLE_DEAD;
+        h->free_next = free_handles;
+        free_handles = h;
+        pthread_mutex_unlock(&free_lock);
+        return st;
+    }
+    if (h->type != H_FILE) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+            st = tacio_status_from_errno(errno);
+            handle_free(h);
+            return st;
+        }
+    }
+    h->fd = fd;
+    h->key = key;
+    h->flags = (uint16_t)flags;
+    h->port = port;
+    atomic_fetch_add_explicit(&port->refs, 1, memory_order_relaxed);
+    atomic_init(&h->refs, 1);
+    atomic_init(&h->hints, HINT_RX_TRY);
+    h->magic = HANDLE_MAGIC;
+    *out = h;
+    return TACIO_SUCCESS;
+}
+
+int tacio_handle_fd(tacio_handle_t *h)
+{
+    if (!tacio__handle_valid(h))
+        return -1;
+    if (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
+        return -1;
+    return h->fd;
+}
+
+static void close_fd_if_last(struct tacio_handle *h, uint32_t now)
+{
+    if (now != USE_CLOSING)
+        return;
+    if (!atomic_compare_exchange_strong_explicit(&h->use, &now, USE_CLOSING | USE_FD_CLOSED,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return;
+    if (!(h->flags & TACIO_HANDLE_NO_CLOSE_FD) && h->fd >= 0)
+        close(h->fd);
+}
+
+bool tacio__handle_use_begin(struct tacio_handle *h)
+{
+    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    uint32_t prev = atomic_fetch_add_explicit(&h->use, USE_ONE, memory_order_acquire);
+    if (!(prev & USE_CLOSING))
+        return true;
+    tacio__handle_use_end(h);
+    tacio__handle_unref(h);
+    return false;
+}
+
+void tacio__handle_use_end(struct tacio_handle *h)
+{
+    /* acq_rel: the fd's last user's syscalls happen before its close. */
+    uint32_t now = atomic_fetch_sub_explicit(&h->use, USE_ONE, memory_order_acq_rel) - USE_ONE;
+    close_fd_if_last(h, now);
+}
+
+void tacio__handle_unref(struct tacio_handle *h)
+{
+    if (h->type == H_TIMER) {
+        atomic_fetch_sub_explicit(&h->refs, 1, memory_order_relaxed);
+        return;
+    }
+    /* acq_rel: every delivery's reads of the handle happen before its reuse. */
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+        handle_free(h);
+}
+
+/* Operations waiting for their direction's turn never reached the kernel:
+ * cancelling them is ending them here. */
+static void end_queued(struct tacio_handle *h)
+{
+    struct oplist q = {0};
+    tacio__dir_unqueue_all(h, &q);
+    struct oplist done = {0};
+    while (q.head) {
+        tacio_op_t *op = q.head;
+        q.head = op->priv_next;
+        tacio__op_finish_unqueued(op, TACIO_CANCELLED);
+        oplist_push(&done, op);
+    }
+    if (done.n)
+        tacio__port_complete_list(h->port, &done);
+}
+
+tacio_status_t tacio_handle_close(tacio_handle_t *h)
+{
+    if (!tacio__handle_valid(h))
+        return TACIO_INVALID_HANDLE;
+    uint32_t prev = atomic_fetch_or_explicit(&h->use, USE_CLOSING, memory_order_acq_rel);
+    if (prev & USE_CLOSING)
+        return TACIO_INVALID_HANDLE;
+    atomic_fetch_add_explicit(&h->cancel_epoch, 1, memory_order_release);
+
+    end_queued(h);
+
+    struct tacio_port *p = h->port;
+    if (prev >= USE_ONE && !atomic_load_explicit(&p->closed, memory_order_acquire))
+        p->be->cancel_handle(p, h);
+    close_fd_if_last(h, atomic_load_explicit(&h->use, memory_order_acquire));
+    tacio__handle_unref(h);
+    return TACIO_SUCCESS;
+}
+
+tacio_status_t tacio_cancel_handle(tacio_handle_t *h)
+{
+    if (!tacio__handle_valid(h))
+        return TACIO_INVALID_HANDLE;
+    uint32_t use = atomic_load_explicit(&h->use, memory_order_acquire);
+    if (use & USE_CLOSING)
+        return TACIO_INVALID_HANDLE;
+    if (use < USE_ONE)
+        return TACIO_NOT_FOUND;
+    atomic_fetch_add_explicit(&h->cancel_epoch, 1, memory_order_release);
+    end_queued(h);
+    struct tacio_port *p = h->port;
+    if (!atomic_load_explicit(&p->closed, memory_order_acquire))
+        p->be->cancel_handle(p, h);
+    return TACIO_SUCCESS;
+}

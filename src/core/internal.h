@@ -1,0 +1,227 @@
+/* internal.h - the core's shared definitions. Not installed. */
+#ifndef TACIO_INTERNAL_H
+#define TACIO_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <tacio/tacio.h>
+
+#define TACIO_INTERNAL __attribute__((visibility("hidden")))
+
+/* ---- the operation record's private word ------------------------------
+ * priv_word is accessed only atomically:
+ *   bits 0-2  state (OP_IDLE, OP_INFLIGHT, OP_DONE)
+ *   bit  3    cancel requested (set only while OP_INFLIGHT)
+ *   bits 8-31 generation, advanced by every start
+ * priv_slot: bits 0-23 backend slot, bits 24-31 operation kind. */
+enum { OP_IDLE = 0, OP_INFLIGHT = 1, OP_DONE = 2 };
+#define OPW_STATE_MASK 7u
+#define OPW_CANCEL 8u
+#define OPW_GEN_SHIFT 8
+
+enum op_kind {
+    K_NONE = 0, K_READ, K_WRITE, K_RECV, K_SEND, K_RECVFROM, K_SENDTO,
+    K_ACCEPT, K_CONNECT, K_FSYNC, K_TIMER, K_POSTED
+};
+
+static inline _Atomic uint32_t *op_word(tacio_op_t *op)
+{
+    return (_Atomic uint32_t *)(void *)&op->priv_word;
+}
+static inline unsigned op_kind(const tacio_op_t *op) { return op->priv_slot >> 24; }
+static inline uint32_t op_slot(const tacio_op_t *op) { return op->priv_slot & 0xFFFFFFu; }
+static inline void op_set_slot(tacio_op_t *op, uint32_t slot)
+{
+    op->priv_slot = (op->priv_slot & 0xFF000000u) | (slot & 0xFFFFFFu);
+}
+static inline struct tacio_handle *op_handle(const tacio_op_t *op)
+{
+    return (struct tacio_handle *)op->priv_handle;
+}
+
+/* ---- handles ------------------------------------------------------------ */
+enum handle_type { H_FILE = 1, H_PIPE, H_STREAM, H_DGRAM, H_TIMER };
+
+#define HANDLE_MAGIC 0x74616368u /* "tach" */
+#define HANDLE_DEAD  0x64656164u
+/* h->use: bit 0 closing, bit 1 fd closed, bits 2.. ops that may name the fd.
+ * The fd is closed by whoever moves it from exactly USE_CLOSING (closing,
+ * no op left) to USE_CLOSING|USE_FD_CLOSED: one CAS, one close. */
+#define USE_CLOSING 1u
+#define USE_FD_CLOSED 2u
+#define USE_ONE 4u
+
+/* Adaptive "try the syscall first" hints for receives and accepts: set while
+ * the last attempt found data, so ping-pong traffic does not pay a failed
+ * syscall per receive (docs/design.md). */
+#define HINT_RX_TRY 1u
+
+struct tacio_handle {
+    uint32_t magic;
+    uint8_t type;
+    uint8_t seqpacket;      /* SOCK_SEQPACKET: record boundaries, stream order */
+    uint16_t flags;
+    int fd;
+    uint64_t key;
+    struct tacio_port *port;
+    _Atomic uint32_t use;   /* (ops that may name the fd) << 1 | USE_CLOSING */
+    _Atomic uint32_t refs;  /* memory: 1 while open + 1 per op until delivered */
+    _Atomic uint32_t rx_pending, tx_pending; /* ops in flight per direction */
+    _Atomic uint32_t hints;
+    _Atomic uint32_t cancel_epoch; /* advanced by cancel_handle and close */
+    /* Stream order: on pipes and stream sockets at most one receive and one
+     * send per handle is in the kernel at a time (the kernel wakes several
+     * pending ones in no fixed order); the rest wait here, FIFO. */
+    _Atomic uint32_t qlock;
+    bool busy[2];
+    tacio_op_t *qhead[2], *qtail[2];
+    struct tacio_handle *free_next;
+};
+enum { DIR_RX = 0, DIR_TX = 1, DIR_NONE = 2 };
+
+/* ---- ports --------------------------------------------------------------- */
+#define PORT_MAGIC 0x706f7274u /* "port" */
+#define PORT_DEAD  0x64656170u
+
+struct tacio_backend;
+
+struct waiter {
+    struct waiter *next;
+    _Atomic uint32_t woken;
+};
+
+struct tacio_port {
+    uint32_t magic;
+    const struct tacio_backend *be;
+    void *bctx;
+    unsigned concurrency;
+
+    pthread_mutex_t lock;   /* queue, waiters, running, poller, closed */
+    tacio_op_t *qhead, *qtail;
+    struct waiter *waiters; /* LIFO stack */
+    unsigned running;
+    bool poller;            /* a thread is inside be->wait */
+    bool poller_in_kernel;
+    _Atomic bool closed;
+    tacio_op_t *free_packets;
+
+    _Atomic uint32_t inside;   /* threads inside dequeue */
+    _Atomic uint32_t refs;     /* 1 while open + 1 per handle */
+    tacio_discard_fn discard;
+    void *discard_arg;
+
+    struct tacio_handle timers; /* pseudo-handle that owns timer operations */
+    char why[160];
+    struct {
+        _Atomic uint64_t completions, sync_completions, posted, dropped_duplicates,
+            dropped_stale, reissued_after_exit, discarded_at_close;
+    } st;
+    struct tacio_port *free_next;
+};
+
+static inline void stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* A singly linked list of finished records, linked through priv_next. */
+struct oplist {
+    tacio_op_t *head, *tail;
+    unsigned n;
+};
+static inline void oplist_push(struct oplist *l, tacio_op_t *op)
+{
+    op->priv_next = NULL;
+    if (l->tail)
+        l->tail->priv_next = op;
+    else
+        l->head = op;
+    l->tail = op;
+    l->n++;
+}
+
+/* ---- the state machine (op.c) --------------------------------------------- */
+
+/* Start: IDLE -> INFLIGHT, generation advanced. False if the record is in use. */
+TACIO_INTERNAL bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind);
+
+/* The only transition out of INFLIGHT; every backend and every synchronous
+ * path calls it. Exactly one caller wins for a given (record, generation);
+ * a loser's result is dropped and counted. On success the record holds its
+ * final status and bytes and is OP_DONE: the winner then either returns it
+ * synchronously (tacio__op_release) or queues it (tacio__port_complete). */
+TACIO_INTERNAL bool tacio__op_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st,
+                                     uint64_t bytes, struct oplist *succ);
+/* The ordered direction an op belongs to on its handle (DIR_NONE: unordered). */
+TACIO_INTERNAL unsigned tacio__op_dir(const tacio_op_t *op);
+/* Take the direction's turn, or queue op behind the one that has it.
+ * True: op has the turn and must run now. */
+TACIO_INTERNAL bool tacio__dir_enter(tacio_op_t *op);
+/* Remove a queued (not yet running) op; true if it was queued. */
+TACIO_INTERNAL bool tacio__dir_unqueue(tacio_op_t *op);
+/* Remove every queued op of h into out (close, cancel_handle). */
+TACIO_INTERNAL void tacio__dir_unqueue_all(struct tacio_handle *h, struct oplist *out);
+/* Finish an op that never ran (taken out of its direction's queue). */
+TACIO_INTERNAL void tacio__op_finish_unqueued(tacio_op_t *op, tacio_status_t st);
+
+/* DONE -> IDLE and the handle's reference dropped: the record is the caller's. */
+TACIO_INTERNAL void tacio__op_release(tacio_op_t *op);
+
+/* Finish a started op in its start call: default mode returns the status,
+ * queued-always mode queues the completion and returns PENDING. */
+TACIO_INTERNAL tacio_status_t tacio__op_end_sync(tacio_op_t *op, tacio_status_t st, uint64_t bytes);
+
+static inline uint32_t op_gen(tacio_op_t *op)
+{
+    return atomic_load_explicit(op_word(op), memory_order_relaxed) >> OPW_GEN_SHIFT;
+}
+
+/* Bytes a stream send or write has already written (kept in priv_arg, which
+ * holds the offset or address for every other kind). */
+static inline bool op_is_stream_tx(const tacio_op_t *op)
+{
+    unsigned k = op_kind(op);
+    uint8_t t = ((const struct tacio_handle *)op->priv_handle)->type;
+    return (k == K_SEND || k == K_WRITE) && (t == H_STREAM || t == H_PIPE);
+}
+static inline uint64_t tacio__stream_progress(const tacio_op_t *op)
+{
+    return op_is_stream_tx(op) ? op->priv_arg : 0;
+}
+static inline void tacio__set_stream_progress(tacio_op_t *op, uint64_t done)
+{
+    op->priv_arg = done;
+}
+
+/* Run ops that were handed their direction's turn by a finish (io.c). */
+TACIO_INTERNAL void tacio__run_successors(struct oplist *succ);
+
+/* ---- ports (port.c) ---------------------------------------------------------- */
+TACIO_INTERNAL void tacio__port_complete_list(struct tacio_port *p, struct oplist *l);
+TACIO_INTERNAL bool tacio__port_should_defer(struct tacio_port *p);
+TACIO_INTERNAL void tacio__note_deferred(struct tacio_port *p);
+TACIO_INTERNAL void tacio__port_unref(struct tacio_port *p);
+TACIO_INTERNAL void tacio__set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- handles (handle.c) ------------------------------------------------------ */
+TACIO_INTERNAL void tacio__handle_unref(struct tacio_handle *h);
+/* An op is starting: takes a use and a reference. False if h is closing. */
+TACIO_INTERNAL bool tacio__handle_use_begin(struct tacio_handle *h);
+TACIO_INTERNAL bool tacio__handle_valid(const struct tacio_handle *h);
+/* An op that may name the fd ended: closes the fd if the handle is closing
+ * and this was the last one. */
+TACIO_INTERNAL void tacio__handle_use_end(struct tacio_handle *h);
+
+/* ---- synchronous syscalls (sysio.c) ----------------------------------------- */
+/* Try the operation now without blocking. Returns true when it is over
+ * (*st, *bytes set), false when it would block. */
+TACIO_INTERNAL bool tacio__sys_try(tacio_op_t *op, tacio_status_t *st, uint64_t *bytes);
+/* Map a kernel result (>= 0 or -errno) of op's kind to status and bytes. */
+TACIO_INTERNAL void tacio__map_result(tacio_op_t *op, long res, tacio_status_t *st,
+                                      uint64_t *bytes);
+/* The final status of a non-blocking connect that became writable. */
+TACIO_INTERNAL tacio_status_t tacio__connect_result(int fd);
+
+#endif

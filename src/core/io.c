@@ -1,0 +1,325 @@
+/* io.c - starting operations: validation, the synchronous attempt, and the
+ * hand-off to the backend. Rule 1 of the contract is decided here: a start
+ * returns TACIO_PENDING exactly when a completion will be queued. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "backend/backend.h"
+#include "core/internal.h"
+
+_Static_assert(sizeof(tacio_op_t) <= 64, "tacio_op_t must stay within 64 bytes");
+
+static void run_successors(struct oplist *succ);
+
+static bool queued_always(const struct tacio_handle *h)
+{
+    return (h->flags & TACIO_HANDLE_QUEUED_ALWAYS) != 0;
+}
+
+/* Whether to try the syscall before arming the kernel (docs/design.md). */
+static bool try_first(struct tacio_handle *h, tacio_op_t *op)
+{
+    switch (op_kind(op)) {
+    case K_CONNECT:
+        return true; /* connect() itself starts the connection */
+    case K_SEND:
+    case K_SENDTO:
+    case K_WRITE:
+        return h->type != H_FILE;
+    case K_RECV:
+    case K_RECVFROM:
+    case K_READ:
+    case K_ACCEPT:
+        return h->type != H_FILE &&
+               (atomic_load_explicit(&h->hints, memory_order_relaxed) & HINT_RX_TRY);
+    default:
+        return false;
+    }
+}
+
+static void clear_rx_hint(struct tacio_handle *h, tacio_op_t *op)
+{
+    unsigned k = op_kind(op);
+    if (k == K_RECV || k == K_RECVFROM || k == K_READ || k == K_ACCEPT)
+        atomic_fetch_and_explicit(&h->hints, ~HINT_RX_TRY, memory_order_relaxed);
+}
+
+/* End a started op in the thread that is running it. returned_pending: the
+ * start call already told the caller PENDING (a queued op running later). */
+static tacio_status_t end_now(tacio_op_t *op, tacio_status_t st, uint64_t bytes,
+                              bool returned_pending)
+{
+    struct tacio_handle *h = op_handle(op);
+    struct tacio_port *p = h->port;
+    struct oplist succ = {0};
+    if (!tacio__op_finish(op, op_gen(op), st, bytes, &succ)) {
+        stat_add(&p->st.dropped_duplicates, 1);
+        return TACIO_PENDING;
+    }
+    tacio_status_t ret;
+    if (returned_pending || queued_always(h)) {
+        struct oplist l = {0};
+        oplist_push(&l, op);
+        tacio__port_complete_list(p, &l);
+        ret = TACIO_PENDING;
+    } else {
+        stat_add(&p->st.sync_completions, 1);
+        tacio__op_release(op);
+        ret = st;
+    }
+    run_successors(&succ);
+    return ret;
+}
+
+/* Run an INFLIGHT op that has its direction's turn. */
+static tacio_status_t run(tacio_op_t *op, bool returned_pending)
+{
+    struct tacio_handle *h = op_handle(op);
+    struct tacio_port *p = h->port;
+    tacio_status_t st;
+    uint64_t bytes;
+
+    if (atomic_load_explicit(&p->closed, memory_order_acquire))
+        return end_now(op, TACIO_CANCELLED, 0, returned_pending);
+    if (try_first(h, op)) {
+        if (tacio__sys_try(op, &st, &bytes))
+            return end_now(op, st, bytes, returned_pending);
+        clear_rx_hint(h, op);
+    }
+    bool defer = op_kind(op) != K_TIMER && tacio__port_should_defer(p);
+    st = p->be->submit(p, op, defer);
+    if (st == TACIO_SUCCESS)
+        return TACIO_PENDING;
+    if (st == TACIO_PORT_DISCONNECTED)
+        st = TACIO_CANCELLED;
+    return end_now(op, st, tacio__stream_progress(op), returned_pending);
+}
+
+static void run_successors(struct oplist *succ)
+{
+    while (succ->head) {
+        tacio_op_t *op = succ->head;
+        succ->head = op->priv_next;
+        op->priv_next = NULL;
+        run(op, true);
+    }
+    succ->tail = NULL;
+    succ->n = 0;
+}
+
+void tacio__run_successors(struct oplist *succ)
+{
+    run_successors(succ);
+}
+
+/* ---- starting ------------------------------------------------------------ */
+
+struct args {
+    unsigned kind;
+    void *buf;
+    size_t len;
+    uint64_t arg;
+};
+
+static tacio_status_t check_handle(struct tacio_handle *h)
+{
+    if (!tacio__handle_valid(h))
+        return TACIO_INVALID_HANDLE;
+    if (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
+        return TACIO_FILE_CLOSED;
+    if (atomic_load_explicit(&h->port->closed, memory_order_acquire))
+        return TACIO_PORT_DISCONNECTED;
+    return TACIO_SUCCESS;
+}
+
+static tacio_status_t start(struct tacio_handle *h, tacio_op_t *op, const struct args *a)
+{
+    if (!op)
+        return TACIO_INVALID_PARAMETER;
+    tacio_status_t st = check_handle(h);
+    if (st != TACIO_SUCCESS)
+        return st;
+    if (!tacio__handle_use_begin(h))
+        return TACIO_FILE_CLOSED;
+    if (!tacio__op_begin(op, h, a->kind)) {
+        tacio__handle_use_end(h);
+        tacio__handle_unref(h);
+        return TACIO_OP_IN_USE;
+    }
+    op->priv_buf = a->buf;
+    op->priv_len = (uint32_t)a->len;
+    op->priv_arg = a->arg;
+    if (!tacio__dir_enter(op))
+        return TACIO_PENDING; /* waits behind the op that has the turn */
+    return run(op, false);
+}
+
+/* Argument checks that need the handle's type; h is known valid here. */
+static tacio_status_t check_buf(const void *buf, size_t len, bool zero_ok)
+{
+    if (len > UINT32_MAX)
+        return TACIO_INVALID_PARAMETER;
+    if (len == 0 && !zero_ok)
+        return TACIO_INVALID_PARAMETER;
+    if (!buf && len > 0)
+        return TACIO_INVALID_PARAMETER;
+    return TACIO_SUCCESS;
+}
+
+static tacio_status_t pre(struct tacio_handle *h, tacio_op_t *op)
+{
+    if (!op)
+        return TACIO_INVALID_PARAMETER;
+    return tacio__handle_valid(h) ? TACIO_SUCCESS : TACIO_INVALID_HANDLE;
+}
+
+static tacio_status_t rw(struct tacio_handle *h, tacio_op_t *op, unsigned kind, void *buf,
+                         size_t len, uint64_t offset)
+{
+    tacio_status_t st = pre(h, op);
+    if (st != TACIO_SUCCESS)
+        return st;
+    if ((st = check_buf(buf, len, false)) != TACIO_SUCCESS)
+        return st;
+    if (h->type == H_FILE ? offset == TACIO_OFFSET_NONE : offset != TACIO_OFFSET_NONE)
+        return TACIO_INVALID_PARAMETER;
+    if (h->type == H_DGRAM)
+        return TACIO_INVALID_DEVICE_REQUEST;
+    struct args a = {kind, buf, len, h->type == H_FILE ? offset : 0};
+    return start(h, op, &a);
+}
+
+tacio_status_t tacio_read(tacio_handle_t *h, tacio_op_t *op, void *buf, size_t len,
+                          uint64_t offset)
+{
+    return rw(h, op, K_READ, buf, len, offset);
+}
+
+tacio_status_t tacio_write(tacio_handle_t *h, tacio_op_t *op, const void *buf, size_t len,
+                           uint64_t offset)
+{
+    return rw(h, op, K_WRITE, (void *)buf, len, offset);
+}
+
+static tacio_status_t sock_op(struct tacio_handle *h, tacio_op_t *op, unsigned kind, void *buf,
+                              size_t len, tacio_addr_t *addr)
+{
+    tacio_status_t st = pre(h, op);
+    if (st != TACIO_SUCCESS)
+        return st;
+    bool dgram = h->type == H_DGRAM;
+    bool zero_ok = dgram && (kind == K_SEND || kind == K_SENDTO);
+    if ((st = check_buf(buf, len, zero_ok)) != TACIO_SUCCESS)
+        return st;
+    if (h->type != H_STREAM && !dgram)
+        return TACIO_INVALID_DEVICE_REQUEST;
+    if ((kind == K_RECVFROM || kind == K_SENDTO) && !dgram)
+        return TACIO_INVALID_DEVICE_REQUEST;
+    if (kind == K_SENDTO && (!addr || addr->len == 0 || addr->len > sizeof addr->u))
+        return TACIO_INVALID_PARAMETER;
+    struct args a = {kind, buf, len, (uint64_t)(uintptr_t)addr};
+    return start(h, op, &a);
+}
+
+tacio_status_t tacio_recv(tacio_handle_t *h, tacio_op_t *op, void *buf, size_t len)
+{
+    return sock_op(h, op, K_RECV, buf, len, NULL);
+}
+
+tacio_status_t tacio_send(tacio_handle_t *h, tacio_op_t *op, const void *buf, size_t len)
+{
+    return sock_op(h, op, K_SEND, (void *)buf, len, NULL);
+}
+
+tacio_status_t tacio_recvfrom(tacio_handle_t *h, tacio_op_t *op, void *buf, size_t len,
+                              tacio_addr_t *from)
+{
+    return sock_op(h, op, K_RECVFROM, buf, len, from);
+}
+
+tacio_status_t tacio_sendto(tacio_handle_t *h, tacio_op_t *op, const void *buf, size_t len,
+                            tacio_addr_t *to)
+{
+    return sock_op(h, op, K_SENDTO, (void *)buf, len, to);
+}
+
+tacio_status_t tacio_accept(tacio_handle_t *h, tacio_op_t *op, tacio_addr_t *peer)
+{
+    tacio_status_t st = pre(h, op);
+    if (st != TACIO_SUCCESS)
+        return st;
+    if (h->type != H_STREAM)
+        return TACIO_INVALID_DEVICE_REQUEST;
+    if (peer)
+        peer->len = sizeof peer->u;
+    struct args a = {K_ACCEPT, NULL, 0, (uint64_t)(uintptr_t)peer};
+    return start(h, op, &a);
+}
+
+tacio_status_t tacio_connect(tacio_handle_t *h, tacio_op_t *op, tacio_addr_t *to)
+{
+    tacio_status_t st = pre(h, op);
+    if (st != TACIO_SUCCESS)
+        return st;
+    if (!to || to->len == 0 || to->len > sizeof to->u)
+        return TACIO_INVALID_PARAMETER;
+    if (h->type != H_STREAM && h->type != H_DGRAM)
+        return TACIO_INVALID_DEVICE_REQUEST;
+    struct args a = {K_CONNECT, NULL, 0, (uint64_t)(uintptr_t)to};
+    return start(h, op, &a);
+}
+
+tacio_status_t tacio_fsync(tacio_handle_t *h, tacio_op_t *op, int datasync)
+{
+    tacio_status_t st = pre(h, op);
+    if (st != TACIO_SUCCESS)
+        return st;
+    if (h->type != H_FILE)
+        return TACIO_INVALID_DEVICE_REQUEST;
+    struct args a = {K_FSYNC, NULL, 0, datasync ? 1u : 0u};
+    return start(h, op, &a);
+}
+
+tacio_status_t tacio_timer_start(tacio_port_t *p, tacio_op_t *op, uint64_t key, uint64_t ns)
+{
+    if (!op)
+        return TACIO_INVALID_PARAMETER;
+    if (!p || (p->magic != PORT_MAGIC && p->magic != PORT_DEAD))
+        return TACIO_INVALID_HANDLE;
+    if (p->magic == PORT_DEAD || atomic_load_explicit(&p->closed, memory_order_acquire))
+        return TACIO_PORT_DISCONNECTED;
+    struct tacio_handle *h = &p->timers;
+    tacio__handle_use_begin(h);
+    if (!tacio__op_begin(op, h, K_TIMER)) {
+        tacio__handle_use_end(h);
+        tacio__handle_unref(h);
+        return TACIO_OP_IN_USE;
+    }
+    op->priv_buf = (void *)(uintptr_t)key;
+    op->priv_len = 0;
+    op->priv_arg = ns;
+    return run(op, false);
+}
+
+/* ---- cancel ----------------------------------------------------------------- */
+
+tacio_status_t tacio_cancel(tacio_op_t *op)
+{
+    if (!op)
+        return TACIO_INVALID_PARAMETER;
+    uint32_t w = atomic_load_explicit(op_word(op), memory_order_acquire);
+    if ((w & OPW_STATE_MASK) != OP_INFLIGHT)
+        return TACIO_NOT_FOUND;
+    struct tacio_handle *h = op_handle(op);
+    struct tacio_port *p = h->port;
+    if (tacio__dir_unqueue(op)) {
+        /* It was waiting for its turn and never reached the kernel. */
+        tacio__op_finish_unqueued(op, TACIO_CANCELLED);
+        struct oplist l = {0};
+        oplist_push(&l, op);
+        tacio__port_complete_list(p, &l);
+        return TACIO_SUCCESS;
+    }
+    return p->be->cancel(p, op);
+}

@@ -1,0 +1,216 @@
+/* op.c - the one operation state machine.
+ *
+ *   IDLE --begin--> INFLIGHT --finish--> DONE --release/deliver--> IDLE
+ *
+ * tacio__op_finish() is the only transition out of INFLIGHT. Every path that
+ * can end an operation goes through it: a kernel completion, a synchronous
+ * result inside the start call, cancel, close, port close, and the re-issue
+ * logic for exited threads. It is a compare-and-swap on (state, generation),
+ * so of two attempts to finish one operation exactly one wins; the loser is
+ * dropped and counted, never delivered. */
+#include <sched.h>
+#include "core/internal.h"
+
+bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind)
+{
+    uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
+    if ((w & OPW_STATE_MASK) != OP_IDLE || (w & OPW_CANCEL))
+        return false;
+    uint32_t nw = (((w >> OPW_GEN_SHIFT) + 1) << OPW_GEN_SHIFT) | OP_INFLIGHT;
+    /* acquire: pairs with the release in tacio__op_release, so the previous
+     * operation's last writes to the record happen before this one's. */
+    if (!atomic_compare_exchange_strong_explicit(op_word(op), &w, nw, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false;
+    op->priv_handle = h;
+    op->priv_slot = (uint32_t)kind << 24;
+    op->priv_next = NULL;
+    op->status = TACIO_PENDING;
+    op->bytes = 0;
+    return true;
+}
+
+unsigned tacio__op_dir(const tacio_op_t *op)
+{
+    const struct tacio_handle *h = op->priv_handle;
+    if (h->type != H_STREAM && h->type != H_PIPE)
+        return DIR_NONE;
+    switch (op_kind(op)) {
+    case K_READ:
+    case K_RECV:
+        return DIR_RX;
+    case K_WRITE:
+    case K_SEND:
+        return DIR_TX;
+    default:
+        return DIR_NONE;
+    }
+}
+
+static void qlock(struct tacio_handle *h)
+{
+    uint32_t z = 0;
+    /* acquire/release spin lock: the critical sections are a few pointer moves. */
+    while (!atomic_compare_exchange_weak_explicit(&h->qlock, &z, 1, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        z = 0;
+        sched_yield();
+    }
+}
+static void qunlock(struct tacio_handle *h)
+{
+    atomic_store_explicit(&h->qlock, 0, memory_order_release);
+}
+
+bool tacio__dir_enter(tacio_op_t *op)
+{
+    unsigned d = tacio__op_dir(op);
+    if (d == DIR_NONE)
+        return true;
+    struct tacio_handle *h = op_handle(op);
+    bool run;
+    qlock(h);
+    run = !h->busy[d];
+    if (run) {
+        h->busy[d] = true;
+    } else {
+        op->priv_next = NULL;
+        if (h->qtail[d])
+            h->qtail[d]->priv_next = op;
+        else
+            h->qhead[d] = op;
+        h->qtail[d] = op;
+    }
+    qunlock(h);
+    return run;
+}
+
+/* The op that had the turn is over: hand the turn to the next queued op. */
+static tacio_op_t *dir_leave(struct tacio_handle *h, unsigned d)
+{
+    tacio_op_t *next;
+    qlock(h);
+    next = h->qhead[d];
+    if (next) {
+        h->qhead[d] = next->priv_next;
+        if (!h->qhead[d])
+            h->qtail[d] = NULL;
+        next->priv_next = NULL;
+    } else {
+        h->busy[d] = false;
+    }
+    qunlock(h);
+    return next;
+}
+
+bool tacio__dir_unqueue(tacio_op_t *op)
+{
+    unsigned d = tacio__op_dir(op);
+    if (d == DIR_NONE)
+        return false;
+    struct tacio_handle *h = op_handle(op);
+    bool found = false;
+    qlock(h);
+    tacio_op_t *prev = NULL;
+    for (tacio_op_t *it = h->qhead[d]; it; prev = it, it = it->priv_next) {
+        if (it != op)
+            continue;
+        if (prev)
+            prev->priv_next = it->priv_next;
+        else
+            h->qhead[d] = it->priv_next;
+        if (h->qtail[d] == it)
+            h->qtail[d] = prev;
+        found = true;
+        break;
+    }
+    qunlock(h);
+    return found;
+}
+
+void tacio__dir_unqueue_all(struct tacio_handle *h, struct oplist *out)
+{
+    tacio_op_t *lists[2];
+    qlock(h);
+    for (int d = 0; d < 2; d++) {
+        lists[d] = h->qhead[d];
+        h->qhead[d] = h->qtail[d] = NULL;
+    }
+    qunlock(h);
+    for (int d = 0; d < 2; d++) {
+        while (lists[d]) {
+            tacio_op_t *op = lists[d];
+            lists[d] = op->priv_next;
+            oplist_push(out, op);
+        }
+    }
+}
+
+static void update_hints(struct tacio_handle *h, tacio_op_t *op, tacio_status_t st, uint64_t bytes)
+{
+    unsigned k = op_kind(op);
+    if (k != K_RECV && k != K_READ && k != K_RECVFROM && k != K_ACCEPT)
+        return;
+    if (h->type == H_FILE)
+        return;
+    /* A full buffer, a datagram or a connection suggests more is waiting. */
+    bool more = st == TACIO_SUCCESS &&
+                (k == K_ACCEPT || h->type == H_DGRAM || h->seqpacket || bytes == op->priv_len);
+    if (more)
+        atomic_fetch_or_explicit(&h->hints, HINT_RX_TRY, memory_order_relaxed);
+}
+
+static bool finish_word(tacio_op_t *op, uint32_t gen)
+{
+    uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
+    for (;;) {
+        if ((w & OPW_STATE_MASK) != OP_INFLIGHT || (w >> OPW_GEN_SHIFT) != (gen & 0xFFFFFFu))
+            return false;
+        uint32_t nw = (w & ~(OPW_STATE_MASK | OPW_CANCEL)) | OP_DONE;
+        /* acq_rel: the winner sees the starter's writes to the record and
+         * publishes its own to whoever later observes DONE. */
+        if (atomic_compare_exchange_weak_explicit(op_word(op), &w, nw, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return true;
+    }
+}
+
+bool tacio__op_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint64_t bytes,
+                      struct oplist *succ)
+{
+    if (!finish_word(op, gen))
+        return false;
+    struct tacio_handle *h = op_handle(op);
+    op->status = st;
+    op->bytes = bytes;
+    update_hints(h, op, st, bytes);
+    unsigned d = tacio__op_dir(op);
+    if (d != DIR_NONE) {
+        tacio_op_t *next = dir_leave(h, d);
+        if (next)
+            oplist_push(succ, next);
+    }
+    tacio__handle_use_end(h);
+    return true;
+}
+
+void tacio__op_finish_unqueued(tacio_op_t *op, tacio_status_t st)
+{
+    /* It never had its direction's turn, so it hands none on. */
+    if (finish_word(op, op_gen(op))) {
+        op->status = st;
+        op->bytes = 0;
+        tacio__handle_use_end(op_handle(op));
+    }
+}
+
+void tacio__op_release(tacio_op_t *op)
+{
+    struct tacio_handle *h = op_handle(op);
+    uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
+    /* release: the record's final status and bytes are written before the
+     * record becomes startable again (pairs with the acquire in begin). */
+    atomic_store_explicit(op_word(op), (w & ~(OPW_STATE_MASK | OPW_CANCEL)) | OP_IDLE,
+                          memory_order_release);
+    tacio__handle_unref(h);
+}

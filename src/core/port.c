@@ -1,0 +1,633 @@
+/* port.c - the completion queue, its waiters and the concurrency value.
+ *
+ * Entries are FIFO. Waiting threads are of two kinds: at most one "poller"
+ * waits inside the backend (io_uring_enter) and turns kernel results into
+ * entries; the others sleep on a futex, stacked LIFO so the most recent
+ * waiter is released first. The poller role is sticky: a thread that
+ * returns to dequeue with nobody polling takes it again, which keeps the
+ * kernel's task work for the operations it issued on the thread that waits
+ * (docs/design.md explains the trade and the fall-back timer). */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "core/internal.h"
+
+/* A follower that sees no poller takes the role after this long, so results
+ * still arrive while the last poller runs a long entry. */
+#define POLLER_VACANCY_MS 2
+
+struct tls {
+    struct tacio_port *running;  /* port this thread counts as running on */
+    bool blocked;                /* inside blocking_begin/end */
+    struct tacio_port *deferred; /* port with submissions this thread batched */
+    char err[256];
+};
+static _Thread_local struct tls tls;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void leave_running_locked(struct tacio_port *p);
+
+/* Runs when a thread that batched submissions or counted as running exits,
+ * so neither is lost with it. Thread-local storage is still valid here. */
+static void thread_exit(void *unused)
+{
+    (void)unused;
+    struct tacio_port *d = tls.deferred;
+    tls.deferred = NULL;
+    if (d && d->magic == PORT_MAGIC)
+        d->be->flush(d);
+    struct tacio_port *r = tls.running;
+    if (r && r->magic == PORT_MAGIC) {
+        pthread_mutex_lock(&r->lock);
+        leave_running_locked(r);
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+static void make_exit_key(void)
+{
+    pthread_key_create(&exit_key, thread_exit);
+}
+
+static void arm_exit_hook(void)
+{
+    pthread_once(&exit_once, make_exit_key);
+    if (!pthread_getspecific(exit_key))
+        pthread_setspecific(exit_key, &tls);
+}
+
+void tacio__set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tls.err, sizeof tls.err, fmt, ap);
+    va_end(ap);
+}
+
+const char *tacio_last_error(void)
+{
+    return tls.err;
+}
+
+bool tacio__port_should_defer(struct tacio_port *p)
+{
+    return tls.running == p && !tls.blocked;
+}
+
+void tacio__note_deferred(struct tacio_port *p)
+{
+    if (tls.deferred == p)
+        return;
+    if (tls.deferred && tls.deferred->magic == PORT_MAGIC)
+        tls.deferred->be->flush(tls.deferred);
+    tls.deferred = p;
+    arm_exit_hook();
+}
+
+static void flush_deferred(struct tacio_port *p)
+{
+    if (tls.deferred == p) {
+        tls.deferred = NULL;
+        p->be->flush(p);
+    }
+}
+
+/* ---- futex ---------------------------------------------------------------- */
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val, int timeout_ms)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+        tsp = &ts;
+    }
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- ports: life ------------------------------------------------------------- */
+
+static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tacio_port *free_ports;
+
+static const struct tacio_backend *pick_backend(const char *name)
+{
+    if (!name || !*name)
+        name = getenv("TACIO_BACKEND");
+    if (!name || !*name || strcmp(name, "io_uring") == 0)
+        return &tacio__backend_uring;
+    return NULL;
+}
+
+tacio_status_t tacio_port_create(tacio_port_t **out, unsigned concurrency)
+{
+    tacio_port_options_t o = {.concurrency = concurrency};
+    return tacio_port_create_ex(out, &o);
+}
+
+tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options_t *opts)
+{
+    tls.err[0] = 0;
+    if (!out)
+        return TACIO_INVALID_PARAMETER;
+    *out = NULL;
+    tacio_port_options_t o = opts ? *opts : (tacio_port_options_t){0};
+    const struct tacio_backend *be = pick_backend(o.backend);
+    if (!be) {
+        tacio__set_error("unknown backend \"%s\" (known: io_uring)",
+                         o.backend && *o.backend ? o.backend : getenv("TACIO_BACKEND"));
+        return TACIO_NOT_SUPPORTED;
+    }
+    pthread_mutex_lock(&free_lock);
+    struct tacio_port *p = free_ports;
+    if (p)
+        free_ports = p->free_next;
+    pthread_mutex_unlock(&free_lock);
+    if (!p && !(p = malloc(sizeof *p)))
+        return TACIO_NO_MEMORY;
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    p->be = be;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    p->concurrency = o.concurrency ? o.concurrency : (unsigned)(ncpu > 0 ? ncpu : 1);
+    p->timers.type = H_TIMER;
+    p->timers.fd = -1;
+    p->timers.port = p;
+    p->timers.magic = HANDLE_MAGIC;
+    atomic_init(&p->timers.refs, 1);
+    atomic_init(&p->refs, 1);
+    tacio_status_t st = be->init(p, o.queue_depth ? o.queue_depth : 256, p->why, sizeof p->why);
+    if (st != TACIO_SUCCESS) {
+        tacio__set_error("%s", p->why);
+        pthread_mutex_destroy(&p->lock);
+        p->magic = PORT_DEAD;
+        pthread_mutex_lock(&free_lock);
+        p->free_next = free_ports;
+        free_ports = p;
+        pthread_mutex_unlock(&free_lock);
+        return st;
+    }
+    p->magic = PORT_MAGIC;
+    *out = p;
+    return TACIO_SUCCESS;
+}
+
+static bool port_open(const struct tacio_port *p)
+{
+    return p && p->magic == PORT_MAGIC &&
+           !atomic_load_explicit(&p->closed, memory_order_acquire);
+}
+
+void tacio__port_unref(struct tacio_port *p)
+{
+    if (!p)
+        return;
+    /* acq_rel: the last handle's uses of the port happen before its reuse. */
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    p->be->destroy(p);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_lock(&free_lock);
+    p->free_next = free_ports;
+    free_ports = p;
+    pthread_mutex_unlock(&free_lock);
+}
+
+tacio_status_t tacio_port_info(tacio_port_t *p, tacio_port_info_t *info)
+{
+    if (!info)
+        return TACIO_INVALID_PARAMETER;
+    if (!port_open(p))
+        return TACIO_INVALID_HANDLE;
+    info->backend = p->be->name;
+    info->concurrency = p->concurrency;
+    info->why = p->why;
+    return TACIO_SUCCESS;
+}
+
+tacio_status_t tacio_port_stats(tacio_port_t *p, tacio_stats_t *o)
+{
+    if (!o)
+        return TACIO_INVALID_PARAMETER;
+    if (!p || (p->magic != PORT_MAGIC && p->magic != PORT_DEAD))
+        return TACIO_INVALID_HANDLE;
+#define RD(f) o->f = atomic_load_explicit(&p->st.f, memory_order_relaxed)
+    RD(completions);
+    RD(sync_completions);
+    RD(posted);
+    RD(dropped_duplicates);
+    RD(dropped_stale);
+    RD(reissued_after_exit);
+    RD(discarded_at_close);
+#undef RD
+    return TACIO_SUCCESS;
+}
+
+/* ---- the queue ------------------------------------------------------------- */
+
+static void wake_waiter_locked(struct tacio_port *p)
+{
+    struct waiter *w = p->waiters;
+    if (!w)
+        return;
+    p->waiters = w->next;
+    w->next = NULL;
+    /* release: the waiter's reads of the queue come after it sees woken. */
+    atomic_store_explicit(&w->woken, 1, memory_order_release);
+    futex_wake(&w->woken);
+}
+
+/* New entries are queued: release a waiter, or make the poller return.
+ * Returns true if the caller must call be->wake after unlocking. */
+static bool signal_locked(struct tacio_port *p)
+{
+    if (p->running >= p->concurrency)
+        return false;
+    if (p->waiters) {
+        wake_waiter_locked(p);
+        return false;
+    }
+    return p->poller;
+}
+
+static void leave_running_locked(struct tacio_port *p)
+{
+    if (tls.running != p)
+        return;
+    if (!tls.blocked && p->running)
+        p->running--;
+    tls.running = NULL;
+    tls.blocked = false;
+    if (p->qhead && p->waiters && p->running < p->concurrency)
+        wake_waiter_locked(p);
+}
+
+static void discard_entry(struct tacio_port *p, tacio_op_t *op);
+
+void tacio__port_complete_list(struct tacio_port *p, struct oplist *l)
+{
+    if (!l->head)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
+        pthread_mutex_unlock(&p->lock);
+        while (l->head) {
+            tacio_op_t *op = l->head;
+            l->head = op->priv_next;
+            discard_entry(p, op);
+        }
+        l->tail = NULL;
+        l->n = 0;
+        return;
+    }
+    if (p->qtail)
+        p->qtail->priv_next = l->head;
+    else
+        p->qhead = l->head;
+    p->qtail = l->tail;
+    bool kick = signal_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    if (kick)
+        p->be->wake(p);
+    *l = (struct oplist){0};
+}
+
+static void fill_entry(tacio_entry_t *e, tacio_op_t *op)
+{
+    unsigned kind = op_kind(op);
+    if (kind == K_POSTED) {
+        e->op = op->user;
+        e->key = op->priv_arg;
+        e->bytes = op->bytes;
+        e->status = op->status;
+        e->kind = TACIO_ENTRY_POSTED;
+        return;
+    }
+    e->op = op;
+    e->key = kind == K_TIMER ? (uint64_t)(uintptr_t)op->priv_buf : op_handle(op)->key;
+    e->bytes = op->bytes;
+    e->status = op->status;
+    e->kind = TACIO_ENTRY_OP;
+}
+
+static void free_packets(struct tacio_port *p, tacio_op_t *head, tacio_op_t *tail)
+{
+    pthread_mutex_lock(&p->lock);
+    tail->priv_next = p->free_packets;
+    p->free_packets = head;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Hand the popped records to the caller: entries filled, records released. */
+static unsigned deliver(struct tacio_port *p, tacio_op_t *list, tacio_entry_t *entries)
+{
+    unsigned n = 0;
+    tacio_op_t *ph = NULL, *pt = NULL;
+    while (list) {
+        tacio_op_t *op = list;
+        list = op->priv_next;
+        fill_entry(&entries[n++], op);
+        if (op_kind(op) == K_POSTED) {
+            op->priv_next = ph;
+            ph = op;
+            if (!pt)
+                pt = op;
+        } else {
+            tacio__op_release(op);
+        }
+    }
+    if (ph)
+        free_packets(p, ph, pt);
+    stat_add(&p->st.completions, n);
+    return n;
+}
+
+static tacio_op_t *take_locked(struct tacio_port *p, unsigned max)
+{
+    tacio_op_t *head = p->qhead, *last = head;
+    unsigned n = 1;
+    while (n < max && last->priv_next) {
+        last = last->priv_next;
+        n++;
+    }
+    p->qhead = last->priv_next;
+    if (!p->qhead)
+        p->qtail = NULL;
+    last->priv_next = NULL;
+    return head;
+}
+
+static void append_locked(struct tacio_port *p, struct oplist *l)
+{
+    if (!l->head)
+        return;
+    if (p->qtail)
+        p->qtail->priv_next = l->head;
+    else
+        p->qhead = l->head;
+    p->qtail = l->tail;
+}
+
+tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsigned max,
+                                  unsigned *count, int timeout_ms)
+{
+    if (count)
+        *count = 0;
+    if (!entries || !count || max == 0)
+        return TACIO_INVALID_PARAMETER;
+    if (!p || p->magic != PORT_MAGIC)
+        return TACIO_INVALID_HANDLE;
+    atomic_fetch_add_explicit(&p->inside, 1, memory_order_acquire);
+    flush_deferred(p);
+    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    tacio_status_t st;
+    tacio_op_t *got = NULL;
+    struct waiter me;
+
+    pthread_mutex_lock(&p->lock);
+    leave_running_locked(p);
+    for (;;) {
+        if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
+            st = TACIO_ABANDONED;
+            break;
+        }
+        if (p->qhead && p->running < p->concurrency) {
+            got = take_locked(p, max);
+            if (tls.running != p && !tls.deferred)
+                arm_exit_hook();
+            p->running++;
+            tls.running = p;
+            tls.blocked = false;
+            if (p->qhead && p->waiters && p->running < p->concurrency)
+                wake_waiter_locked(p);
+            st = TACIO_SUCCESS;
+            break;
+        }
+        int left = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : (int)(deadline - now_ms());
+        if (timeout_ms > 0 && left <= 0) {
+            st = TACIO_TIMEOUT;
+            break;
+        }
+        if (!p->poller && p->running < p->concurrency) {
+            struct oplist l = {0};
+            p->poller = true;
+            pthread_mutex_unlock(&p->lock);
+            tacio_status_t ws = p->be->wait(p, left, &l);
+            pthread_mutex_lock(&p->lock);
+            p->poller = false;
+            append_locked(p, &l);
+            if (ws == TACIO_TIMEOUT && !p->qhead && timeout_ms >= 0) {
+                st = TACIO_TIMEOUT;
+                break;
+            }
+            continue;
+        }
+        if (timeout_ms == 0) {
+            st = TACIO_TIMEOUT;
+            break;
+        }
+        me.next = p->waiters;
+        atomic_init(&me.woken, 0);
+        p->waiters = &me;
+        pthread_mutex_unlock(&p->lock);
+        int wait_ms = left;
+        if (!p->poller && (wait_ms < 0 || wait_ms > POLLER_VACANCY_MS))
+            wait_ms = POLLER_VACANCY_MS;
+        futex_wait(&me.woken, 0, wait_ms);
+        pthread_mutex_lock(&p->lock);
+        if (!atomic_load_explicit(&me.woken, memory_order_acquire)) {
+            /* Timed out or spurious: take ourselves off the stack. */
+            for (struct waiter **w = &p->waiters; *w; w = &(*w)->next) {
+                if (*w == &me) {
+                    *w = me.next;
+                    break;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (got)
+        *count = deliver(p, got, entries);
+    atomic_fetch_sub_explicit(&p->inside, 1, memory_order_release);
+    return st;
+}
+
+tacio_status_t tacio_port_flush(tacio_port_t *p)
+{
+    if (!port_open(p))
+        return TACIO_INVALID_HANDLE;
+    flush_deferred(p);
+    return TACIO_SUCCESS;
+}
+
+void tacio_port_blocking_begin(tacio_port_t *p)
+{
+    if (!port_open(p) || tls.running != p || tls.blocked)
+        return;
+    flush_deferred(p);
+    pthread_mutex_lock(&p->lock);
+    tls.blocked = true;
+    if (p->running)
+        p->running--;
+    /* Someone must reap while this thread is away: release a waiter if
+     * entries wait or nobody polls. */
+    if (p->waiters && (p->qhead || !p->poller))
+        wake_waiter_locked(p);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void tacio_port_blocking_end(tacio_port_t *p)
+{
+    if (!port_open(p) || tls.running != p || !tls.blocked)
+        return;
+    pthread_mutex_lock(&p->lock);
+    tls.blocked = false;
+    p->running++;
+    pthread_mutex_unlock(&p->lock);
+}
+
+tacio_status_t tacio_port_post(tacio_port_t *p, uint64_t key, uint64_t bytes, void *ptr,
+                               tacio_status_t status)
+{
+    if (!port_open(p))
+        return TACIO_INVALID_HANDLE;
+    pthread_mutex_lock(&p->lock);
+    if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
+        pthread_mutex_unlock(&p->lock);
+        return TACIO_INVALID_HANDLE;
+    }
+    tacio_op_t *pk = p->free_packets;
+    if (pk) {
+        p->free_packets = pk->priv_next;
+    } else {
+        pthread_mutex_unlock(&p->lock);
+        pk = malloc(sizeof *pk);
+        if (!pk)
+            return TACIO_NO_MEMORY;
+        pthread_mutex_lock(&p->lock);
+    }
+    memset(pk, 0, sizeof *pk);
+    pk->priv_slot = (uint32_t)K_POSTED << 24;
+    pk->priv_arg = key;
+    pk->bytes = bytes;
+    pk->user = ptr;
+    pk->status = status;
+    struct oplist l = {0};
+    oplist_push(&l, pk);
+    if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
+        pk->priv_next = p->free_packets;
+        p->free_packets = pk;
+        pthread_mutex_unlock(&p->lock);
+        return TACIO_INVALID_HANDLE;
+    }
+    append_locked(p, &l);
+    bool kick = signal_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    stat_add(&p->st.posted, 1);
+    if (kick)
+        p->be->wake(p);
+    return TACIO_SUCCESS;
+}
+
+/* ---- close ------------------------------------------------------------------ */
+
+static void discard_entry(struct tacio_port *p, tacio_op_t *op)
+{
+    tacio_entry_t e;
+    fill_entry(&e, op);
+    if (p->discard)
+        p->discard(&e, p->discard_arg);
+    stat_add(&p->st.discarded_at_close, 1);
+    if (op_kind(op) == K_POSTED) {
+        free(op);
+        return;
+    }
+    /* Nobody will ever see this connection: do not leak it. */
+    if (op_kind(op) == K_ACCEPT && e.status == TACIO_SUCCESS)
+        close((int)e.bytes);
+    tacio__op_release(op);
+}
+
+static void wake_everyone_locked(struct tacio_port *p, bool *kick)
+{
+    while (p->waiters)
+        wake_waiter_locked(p);
+    *kick = p->poller;
+}
+
+tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void *arg)
+{
+    if (!port_open(p))
+        return TACIO_INVALID_HANDLE;
+    pthread_mutex_lock(&p->lock);
+    if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
+        pthread_mutex_unlock(&p->lock);
+        return TACIO_INVALID_HANDLE;
+    }
+    p->discard = discard;
+    p->discard_arg = arg;
+    atomic_store_explicit(&p->closed, true, memory_order_release);
+    bool kick;
+    wake_everyone_locked(p, &kick);
+    pthread_mutex_unlock(&p->lock);
+    if (kick)
+        p->be->wake(p);
+    /* Waiters leave promptly once woken; the poller once its wait returns. */
+    while (atomic_load_explicit(&p->inside, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&p->lock);
+        wake_everyone_locked(p, &kick);
+        pthread_mutex_unlock(&p->lock);
+        if (kick)
+            p->be->wake(p);
+        usleep(200);
+    }
+    flush_deferred(p);
+    struct oplist drained = {0};
+    p->be->drain(p, &drained);
+
+    pthread_mutex_lock(&p->lock);
+    append_locked(p, &drained);
+    tacio_op_t *list = p->qhead;
+    p->qhead = p->qtail = NULL;
+    tacio_op_t *pk = p->free_packets;
+    p->free_packets = NULL;
+    pthread_mutex_unlock(&p->lock);
+    while (list) {
+        tacio_op_t *op = list;
+        list = op->priv_next;
+        discard_entry(p, op);
+    }
+    while (pk) {
+        tacio_op_t *n = pk->priv_next;
+        free(pk);
+        pk = n;
+    }
+    p->be->fini(p);
+    p->magic = PORT_DEAD;
+    if (tls.running == p)
+        tls.running = NULL;
+    tacio__port_unref(p);
+    return TACIO_SUCCESS;
+}
