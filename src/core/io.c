@@ -133,15 +133,26 @@ static tacio_status_t check_handle(struct tacio_handle *h)
     return TACIO_SUCCESS;
 }
 
+/* A rejection is a final status too: record it, unless the record belongs to
+ * an operation still in flight (TACIO_OP_IN_USE leaves it alone). */
+static tacio_status_t reject(tacio_op_t *op, tacio_status_t st)
+{
+    if (op && (atomic_load_explicit(op_word(op), memory_order_acquire) & OPW_STATE_MASK) == OP_IDLE) {
+        op->status = st;
+        op->bytes = 0;
+    }
+    return st;
+}
+
 static tacio_status_t start(struct tacio_handle *h, tacio_op_t *op, const struct args *a)
 {
     if (!op)
         return TACIO_INVALID_PARAMETER;
     tacio_status_t st = check_handle(h);
     if (st != TACIO_SUCCESS)
-        return st;
+        return reject(op, st);
     if (!tacio__handle_use_begin(h))
-        return TACIO_FILE_CLOSED;
+        return reject(op, TACIO_FILE_CLOSED);
     if (!tacio__op_begin(op, h, a->kind)) {
         tacio__handle_use_end(h);
         tacio__handle_unref(h);
@@ -179,13 +190,13 @@ static tacio_status_t rw(struct tacio_handle *h, tacio_op_t *op, unsigned kind, 
 {
     tacio_status_t st = pre(h, op);
     if (st != TACIO_SUCCESS)
-        return st;
+        return reject(op, st);
     if ((st = check_buf(buf, len, false)) != TACIO_SUCCESS)
-        return st;
+        return reject(op, st);
     if (h->type == H_FILE ? offset == TACIO_OFFSET_NONE : offset != TACIO_OFFSET_NONE)
-        return TACIO_INVALID_PARAMETER;
+        return reject(op, TACIO_INVALID_PARAMETER);
     if (h->type == H_DGRAM)
-        return TACIO_INVALID_DEVICE_REQUEST;
+        return reject(op, TACIO_INVALID_DEVICE_REQUEST);
     struct args a = {kind, buf, len, h->type == H_FILE ? offset : 0};
     return start(h, op, &a);
 }
@@ -207,17 +218,17 @@ static tacio_status_t sock_op(struct tacio_handle *h, tacio_op_t *op, unsigned k
 {
     tacio_status_t st = pre(h, op);
     if (st != TACIO_SUCCESS)
-        return st;
+        return reject(op, st);
     bool dgram = h->type == H_DGRAM;
     bool zero_ok = dgram && (kind == K_SEND || kind == K_SENDTO);
     if ((st = check_buf(buf, len, zero_ok)) != TACIO_SUCCESS)
-        return st;
+        return reject(op, st);
     if (h->type != H_STREAM && !dgram)
-        return TACIO_INVALID_DEVICE_REQUEST;
+        return reject(op, TACIO_INVALID_DEVICE_REQUEST);
     if ((kind == K_RECVFROM || kind == K_SENDTO) && !dgram)
-        return TACIO_INVALID_DEVICE_REQUEST;
+        return reject(op, TACIO_INVALID_DEVICE_REQUEST);
     if (kind == K_SENDTO && (!addr || addr->len == 0 || addr->len > sizeof addr->u))
-        return TACIO_INVALID_PARAMETER;
+        return reject(op, TACIO_INVALID_PARAMETER);
     struct args a = {kind, buf, len, (uint64_t)(uintptr_t)addr};
     return start(h, op, &a);
 }
@@ -248,9 +259,9 @@ tacio_status_t tacio_accept(tacio_handle_t *h, tacio_op_t *op, tacio_addr_t *pee
 {
     tacio_status_t st = pre(h, op);
     if (st != TACIO_SUCCESS)
-        return st;
+        return reject(op, st);
     if (h->type != H_STREAM)
-        return TACIO_INVALID_DEVICE_REQUEST;
+        return reject(op, TACIO_INVALID_DEVICE_REQUEST);
     if (peer)
         peer->len = sizeof peer->u;
     struct args a = {K_ACCEPT, NULL, 0, (uint64_t)(uintptr_t)peer};
@@ -261,11 +272,11 @@ tacio_status_t tacio_connect(tacio_handle_t *h, tacio_op_t *op, tacio_addr_t *to
 {
     tacio_status_t st = pre(h, op);
     if (st != TACIO_SUCCESS)
-        return st;
+        return reject(op, st);
     if (!to || to->len == 0 || to->len > sizeof to->u)
-        return TACIO_INVALID_PARAMETER;
+        return reject(op, TACIO_INVALID_PARAMETER);
     if (h->type != H_STREAM && h->type != H_DGRAM)
-        return TACIO_INVALID_DEVICE_REQUEST;
+        return reject(op, TACIO_INVALID_DEVICE_REQUEST);
     struct args a = {K_CONNECT, NULL, 0, (uint64_t)(uintptr_t)to};
     return start(h, op, &a);
 }
@@ -274,9 +285,9 @@ tacio_status_t tacio_fsync(tacio_handle_t *h, tacio_op_t *op, int datasync)
 {
     tacio_status_t st = pre(h, op);
     if (st != TACIO_SUCCESS)
-        return st;
+        return reject(op, st);
     if (h->type != H_FILE)
-        return TACIO_INVALID_DEVICE_REQUEST;
+        return reject(op, TACIO_INVALID_DEVICE_REQUEST);
     struct args a = {K_FSYNC, NULL, 0, datasync ? 1u : 0u};
     return start(h, op, &a);
 }
@@ -286,9 +297,9 @@ tacio_status_t tacio_timer_start(tacio_port_t *p, tacio_op_t *op, uint64_t key, 
     if (!op)
         return TACIO_INVALID_PARAMETER;
     if (!p || (p->magic != PORT_MAGIC && p->magic != PORT_DEAD))
-        return TACIO_INVALID_HANDLE;
+        return reject(op, TACIO_INVALID_HANDLE);
     if (p->magic == PORT_DEAD || atomic_load_explicit(&p->closed, memory_order_acquire))
-        return TACIO_PORT_DISCONNECTED;
+        return reject(op, TACIO_PORT_DISCONNECTED);
     struct tacio_handle *h = &p->timers;
     tacio__handle_use_begin(h);
     if (!tacio__op_begin(op, h, K_TIMER)) {

@@ -35,7 +35,7 @@ static _Thread_local struct tls tls;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
-static void leave_running_locked(struct tacio_port *p);
+static bool leave_running_locked(struct tacio_port *p);
 
 /* Runs when a thread that batched submissions or counted as running exits,
  * so neither is lost with it. Thread-local storage is still valid here. */
@@ -49,8 +49,10 @@ static void thread_exit(void *unused)
     struct tacio_port *r = tls.running;
     if (r && r->magic == PORT_MAGIC) {
         pthread_mutex_lock(&r->lock);
-        leave_running_locked(r);
+        bool kick = leave_running_locked(r);
         pthread_mutex_unlock(&r->lock);
+        if (kick)
+            r->be->wake(r);
     }
 }
 
@@ -259,11 +261,12 @@ static void wake_waiter_locked(struct tacio_port *p)
     futex_wake(&w->woken);
 }
 
-/* New entries are queued: release a waiter, or make the poller return.
- * Returns true if the caller must call be->wake after unlocking. */
-static bool signal_locked(struct tacio_port *p)
+/* Entries may be waiting and a thread may run: release the most recent
+ * waiter, or make the poller return. True if the caller must call be->wake
+ * after unlocking. */
+static bool release_locked(struct tacio_port *p)
 {
-    if (p->running >= p->concurrency)
+    if (p->running >= p->concurrency || !p->qhead)
         return false;
     if (p->waiters) {
         wake_waiter_locked(p);
@@ -272,16 +275,15 @@ static bool signal_locked(struct tacio_port *p)
     return p->poller;
 }
 
-static void leave_running_locked(struct tacio_port *p)
+static bool leave_running_locked(struct tacio_port *p)
 {
     if (tls.running != p)
-        return;
+        return false;
     if (!tls.blocked && p->running)
         p->running--;
     tls.running = NULL;
     tls.blocked = false;
-    if (p->qhead && p->waiters && p->running < p->concurrency)
-        wake_waiter_locked(p);
+    return release_locked(p);
 }
 
 static void discard_entry(struct tacio_port *p, tacio_op_t *op);
@@ -307,7 +309,7 @@ void tacio__port_complete_list(struct tacio_port *p, struct oplist *l)
     else
         p->qhead = l->head;
     p->qtail = l->tail;
-    bool kick = signal_locked(p);
+    bool kick = release_locked(p);
     pthread_mutex_unlock(&p->lock);
     if (kick)
         p->be->wake(p);
@@ -397,6 +399,8 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
         *count = 0;
     if (!entries || !count || max == 0)
         return TACIO_INVALID_PARAMETER;
+    if (p && p->magic == PORT_DEAD)
+        return TACIO_ABANDONED;
     if (!p || p->magic != PORT_MAGIC)
         return TACIO_INVALID_HANDLE;
     atomic_fetch_add_explicit(&p->inside, 1, memory_order_acquire);
@@ -407,7 +411,7 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
     struct waiter me;
 
     pthread_mutex_lock(&p->lock);
-    leave_running_locked(p);
+    bool kick = leave_running_locked(p);
     for (;;) {
         if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
             st = TACIO_ABANDONED;
@@ -420,8 +424,8 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
             p->running++;
             tls.running = p;
             tls.blocked = false;
-            if (p->qhead && p->waiters && p->running < p->concurrency)
-                wake_waiter_locked(p);
+            if (p->waiters)
+                kick |= release_locked(p);
             st = TACIO_SUCCESS;
             break;
         }
@@ -468,6 +472,8 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
         }
     }
     pthread_mutex_unlock(&p->lock);
+    if (kick)
+        p->be->wake(p);
     if (got)
         *count = deliver(p, got, entries);
     atomic_fetch_sub_explicit(&p->inside, 1, memory_order_release);
@@ -493,9 +499,12 @@ void tacio_port_blocking_begin(tacio_port_t *p)
         p->running--;
     /* Someone must reap while this thread is away: release a waiter if
      * entries wait or nobody polls. */
-    if (p->waiters && (p->qhead || !p->poller))
+    bool kick = release_locked(p);
+    if (!kick && p->waiters && !p->poller)
         wake_waiter_locked(p);
     pthread_mutex_unlock(&p->lock);
+    if (kick)
+        p->be->wake(p);
 }
 
 void tacio_port_blocking_end(tacio_port_t *p)
@@ -543,7 +552,7 @@ tacio_status_t tacio_port_post(tacio_port_t *p, uint64_t key, uint64_t bytes, vo
         return TACIO_INVALID_HANDLE;
     }
     append_locked(p, &l);
-    bool kick = signal_locked(p);
+    bool kick = release_locked(p);
     pthread_mutex_unlock(&p->lock);
     stat_add(&p->st.posted, 1);
     if (kick)
