@@ -455,10 +455,10 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
         me.next = p->waiters;
         atomic_init(&me.woken, 0);
         p->waiters = &me;
-        pthread_mutex_unlock(&p->lock);
         int wait_ms = left;
         if (!p->poller && (wait_ms < 0 || wait_ms > POLLER_VACANCY_MS))
             wait_ms = POLLER_VACANCY_MS;
+        pthread_mutex_unlock(&p->lock);
         futex_wait(&me.woken, 0, wait_ms);
         pthread_mutex_lock(&p->lock);
         if (!atomic_load_explicit(&me.woken, memory_order_acquire)) {
