@@ -127,8 +127,10 @@ fi
 
 servers=(echo-uring echo-epoll)
 if [ -x "$tacio_bin" ]; then
-	servers+=(tacio)
-	echo "tacio: ${tacio_bin#"$root"/} --threads 2"
+	servers+=(tacio tacio-1t tacio-churn)
+	echo "tacio: ${tacio_bin#"$root"/} --threads 2 (tacio-1t: --threads 1; tacio-churn: --threads 2"
+	echo "       --churn 1000, each worker exits after 1000 entries leaving its I/O pending:"
+	echo "       the cost of thread-agnostic I/O)"
 else
 	echo "tacio: $tacio_bin not found: skipped (build examples/echo-server to include it)"
 fi
@@ -137,6 +139,8 @@ server_argv() { # name port -> sets argv
 	case "$1" in
 	echo-uring | echo-epoll) argv=("$bindir/$1" --port "$2") ;;
 	tacio) argv=("$tacio_bin" --port "$2" --threads 2) ;;
+	tacio-1t) argv=("$tacio_bin" --port "$2" --threads 1) ;;
+	tacio-churn) argv=("$tacio_bin" --port "$2" --threads 2 --churn 1000) ;;
 	esac
 }
 

@@ -48,6 +48,11 @@ static unsigned n_acceptors = 16;
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn *conns;
 static int verbose;
+/* --churn N: a worker exits after N entries and starts its replacement,
+ * leaving its pending receives behind: thread-agnostic I/O at work. */
+static long churn;
+static _Atomic long workers_started;
+static _Atomic int live_workers;
 
 static void die(const char *what, tacio_status_t st)
 {
@@ -142,22 +147,47 @@ static void accept_next(struct acceptor *a)
     }
 }
 
+static void *worker(void *arg);
+
+static void start_worker(pthread_t *tid)
+{
+    pthread_t t;
+    live_workers++;
+    workers_started++;
+    if (pthread_create(tid ? tid : &t, NULL, worker, NULL) != 0) {
+        perror("echo-server: pthread_create");
+        exit(1);
+    }
+    if (!tid)
+        pthread_detach(t);
+}
+
 static void *worker(void *arg)
 {
     (void)arg;
     tacio_entry_t ev[64];
+    long handled = 0;
     for (;;) {
+        if (churn && handled >= churn) {
+            start_worker(NULL);
+            live_workers--;
+            return NULL;
+        }
         unsigned n;
         tacio_status_t st = tacio_port_dequeue(port, ev, 64, &n, TACIO_INFINITE);
-        if (st == TACIO_ABANDONED)
+        if (st == TACIO_ABANDONED) {
+            live_workers--;
             return NULL;
+        }
         if (st != TACIO_SUCCESS)
             die("dequeue", st);
+        handled += n;
         for (unsigned i = 0; i < n; i++) {
             if (ev[i].key == KEY_QUIT) {
                 /* One packet stops one worker; pass it on so a worker that
                  * took several in one batch does not strand the others. */
                 tacio_port_post(port, KEY_QUIT, 0, NULL, TACIO_SUCCESS);
+                live_workers--;
                 return NULL;
             }
             if (ev[i].key == KEY_LISTEN) {
@@ -264,11 +294,14 @@ int main(int argc, char **argv)
             conns_n = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--churn") && i + 1 < argc)
+            churn = atol(argv[++i]);
         else if (!strcmp(argv[i], "-v"))
             verbose = 1;
         else {
-            fprintf(stderr, "usage: %s [--port P] [--threads N] [--accepts N] [-v]\n"
-                            "       %s --demo [--threads N] [--conns N] [--rounds N]\n",
+            fprintf(stderr, "usage: %s [--port P] [--threads N] [--accepts N] [--churn N] [-v]\n"
+                            "       %s --demo [--threads N] [--conns N] [--rounds N] [--churn N]\n"
+                            "  --churn N  each worker thread exits after N entries and is replaced\n",
                     argv[0], argv[0]);
             return 2;
         }
@@ -296,7 +329,7 @@ int main(int argc, char **argv)
         accept_next(&acceptors[i]);
     pthread_t *tids = calloc((size_t)threads, sizeof *tids);
     for (int i = 0; i < threads; i++)
-        pthread_create(&tids[i], NULL, worker, NULL);
+        start_worker(churn ? NULL : &tids[i]);
     tacio_port_info_t info;
     tacio_port_info(port, &info);
     printf("listening on 127.0.0.1:%d (%s, %d workers)\n", bound, info.backend, threads);
@@ -334,8 +367,14 @@ int main(int argc, char **argv)
 
     fflush(stdout);
     tacio_port_post(port, KEY_QUIT, 0, NULL, TACIO_SUCCESS);
-    for (int i = 0; i < threads; i++)
-        pthread_join(tids[i], NULL);
+    if (churn) {
+        /* Workers replace themselves: the quit packet stops them all. */
+        while (live_workers > 0)
+            usleep(1000);
+    } else {
+        for (int i = 0; i < threads; i++)
+            pthread_join(tids[i], NULL);
+    }
     tacio_handle_close(listener);
     pthread_mutex_lock(&conns_lock);
     for (struct conn *c = conns; c; c = c->next)
@@ -353,8 +392,10 @@ int main(int argc, char **argv)
     free(acceptors);
     free(tids);
     printf("port: %llu completions dequeued, %llu operations finished synchronously, "
-           "%llu re-issued after their thread exited, %llu duplicates dropped\n",
+           "%llu re-issued after their thread exited (%ld worker threads ran), "
+           "%llu duplicates dropped\n",
            (unsigned long long)s.completions, (unsigned long long)s.sync_completions,
-           (unsigned long long)s.reissued_after_exit, (unsigned long long)s.dropped_duplicates);
+           (unsigned long long)s.reissued_after_exit, (long)workers_started,
+           (unsigned long long)s.dropped_duplicates);
     return rc;
 }

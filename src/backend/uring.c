@@ -179,6 +179,10 @@ static bool prep_locked(struct uring *u, tacio_op_t *op, uint32_t idx)
         break;
     case K_RECV:
         io_uring_prep_recv(sqe, fd, buf, op->priv_len, records(h) ? MSG_TRUNC : 0);
+        /* The handle's hint says the last look found nothing: skip io_uring's
+         * own inline attempt and wait for readiness straight away. */
+        if (!(atomic_load_explicit(&h->hints, memory_order_relaxed) & HINT_RX_TRY))
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
     case K_SEND:
         /* WAITALL: a stream send completes with its whole buffer or an error,
