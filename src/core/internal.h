@@ -77,6 +77,7 @@ struct tacio_handle {
     _Atomic uint32_t qlock;
     bool busy[2];
     tacio_op_t *qhead[2], *qtail[2];
+    void *bdata;            /* the backend's per-handle state (epoll: wait lists) */
     struct tacio_handle *free_next;
 };
 enum { DIR_RX = 0, DIR_TX = 1, DIR_NONE = 2 };
@@ -113,7 +114,7 @@ struct tacio_port {
     void *discard_arg;
 
     struct tacio_handle timers; /* pseudo-handle that owns timer operations */
-    char why[160];
+    char why[256];
     struct {
         _Atomic uint64_t completions, sync_completions, posted, dropped_duplicates,
             dropped_stale, reissued_after_exit, discarded_at_close;

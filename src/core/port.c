@@ -134,13 +134,41 @@ static int64_t now_ms(void)
 static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tacio_port *free_ports;
 
-static const struct tacio_backend *pick_backend(const char *name)
+static const struct tacio_backend *backend_named(const char *name)
 {
-    if (!name || !*name)
-        name = getenv("TACIO_BACKEND");
-    if (!name || !*name || strcmp(name, "io_uring") == 0)
+    if (strcmp(name, "io_uring") == 0)
         return &tacio__backend_uring;
+    if (strcmp(name, "epoll") == 0)
+        return &tacio__backend_epoll; /* NULL when not built */
     return NULL;
+}
+
+/* Set up p with the requested backend, or with io_uring falling back to
+ * epoll when none is requested. p->why says what happened. */
+static tacio_status_t init_backend(struct tacio_port *p, const char *name, unsigned depth)
+{
+    bool chosen = name && *name;
+    if (!chosen) {
+        name = getenv("TACIO_BACKEND");
+        chosen = name && *name;
+    }
+    const struct tacio_backend *be = backend_named(chosen ? name : "io_uring");
+    if (!be) {
+        snprintf(p->why, sizeof p->why, "unknown or unbuilt backend \"%s\" (known: io_uring%s)",
+                 name, &tacio__backend_epoll ? ", epoll" : "");
+        return TACIO_NOT_SUPPORTED;
+    }
+    p->be = be;
+    tacio_status_t st = be->init(p, depth, p->why, sizeof p->why);
+    if (st != TACIO_NOT_SUPPORTED || chosen || !&tacio__backend_epoll)
+        return st;
+    char first[160];
+    snprintf(first, sizeof first, "%.159s", p->why);
+    p->be = &tacio__backend_epoll;
+    st = p->be->init(p, depth, p->why, sizeof p->why);
+    if (st == TACIO_SUCCESS)
+        snprintf(p->why, sizeof p->why, "epoll, because %s", first);
+    return st;
 }
 
 tacio_status_t tacio_port_create(tacio_port_t **out, unsigned concurrency)
@@ -156,12 +184,6 @@ tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options
         return TACIO_INVALID_PARAMETER;
     *out = NULL;
     tacio_port_options_t o = opts ? *opts : (tacio_port_options_t){0};
-    const struct tacio_backend *be = pick_backend(o.backend);
-    if (!be) {
-        tacio__set_error("unknown backend \"%s\" (known: io_uring)",
-                         o.backend && *o.backend ? o.backend : getenv("TACIO_BACKEND"));
-        return TACIO_NOT_SUPPORTED;
-    }
     pthread_mutex_lock(&free_lock);
     struct tacio_port *p = free_ports;
     if (p)
@@ -171,7 +193,6 @@ tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options
         return TACIO_NO_MEMORY;
     memset(p, 0, sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
-    p->be = be;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     p->concurrency = o.concurrency ? o.concurrency : (unsigned)(ncpu > 0 ? ncpu : 1);
     p->timers.type = H_TIMER;
@@ -180,7 +201,9 @@ tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options
     p->timers.magic = HANDLE_MAGIC;
     atomic_init(&p->timers.refs, 1);
     atomic_init(&p->refs, 1);
-    tacio_status_t st = be->init(p, o.queue_depth ? o.queue_depth : 256, p->why, sizeof p->why);
+    tacio_status_t st = init_backend(p, o.backend, o.queue_depth ? o.queue_depth : 256);
+    if (st == TACIO_SUCCESS && getenv("TACIO_DEBUG"))
+        fprintf(stderr, "tacio: port %p: %s\n", (void *)p, p->why);
     if (st != TACIO_SUCCESS) {
         tacio__set_error("%s", p->why);
         pthread_mutex_destroy(&p->lock);
