@@ -568,7 +568,45 @@ TT_CASE(port_info_names_backend)
     ASSERT_OK(tacio_port_close(p, NULL, NULL));
 }
 
+/* A thread that leaves port A to wait on port B stops counting as running on
+ * A: with A's concurrency at 1, another thread can then take A's entries. */
+struct two_port_arg {
+    tacio_port_t *a;
+    _Atomic int got;
+};
+
+static void *take_from_a(void *arg)
+{
+    struct two_port_arg *t = arg;
+    tacio_entry_t e;
+    unsigned n = 0;
+    if (tacio_port_dequeue(t->a, &e, 1, &n, 5000) == TACIO_SUCCESS && n == 1)
+        t->got = 1;
+    return NULL;
+}
+
+TT_CASE(waiting_on_another_port_ends_running_period)
+{
+    tacio_port_t *a = tt_port(1), *b = tt_port(1);
+    tacio_entry_t e;
+    unsigned n;
+    ASSERT_OK(tacio_port_post(a, 1, 0, NULL, TACIO_SUCCESS));
+    ASSERT_OK(tacio_port_dequeue(a, &e, 1, &n, 1000)); /* this thread now runs on a */
+    ASSERT_OK(tacio_port_post(a, 2, 0, NULL, TACIO_SUCCESS));
+    struct two_port_arg t = {.a = a};
+    pthread_t th;
+    ASSERT_EQ_INT(pthread_create(&th, NULL, take_from_a, &t), 0);
+    tt_sleep_ms(100);
+    ASSERT_EQ_INT(t.got, 0); /* concurrency 1 holds it while we run on a */
+    ASSERT_EQ_STATUS(tacio_port_dequeue(b, &e, 1, &n, 300), TACIO_TIMEOUT);
+    pthread_join(th, NULL);
+    ASSERT_EQ_INT(t.got, 1);
+    ASSERT_OK(tacio_port_close(a, NULL, NULL));
+    ASSERT_OK(tacio_port_close(b, NULL, NULL));
+}
+
 static const tt_case_t tt_cases[] = {
+    TT_ENTRY(waiting_on_another_port_ends_running_period, 20),
     TT_ENTRY(post_passes_values_unread, 10),
     TT_ENTRY(entries_are_fifo, 10),
     TT_ENTRY(batch_dequeue_returns_up_to_max, 10),

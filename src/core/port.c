@@ -428,6 +428,15 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
         return TACIO_INVALID_HANDLE;
     atomic_fetch_add_explicit(&p->inside, 1, memory_order_acquire);
     flush_deferred(p);
+    struct tacio_port *other = tls.running;
+    if (other && other != p && other->magic == PORT_MAGIC) {
+        /* Waiting here ends this thread's running period on the other port too. */
+        pthread_mutex_lock(&other->lock);
+        bool k = leave_running_locked(other);
+        pthread_mutex_unlock(&other->lock);
+        if (k)
+            other->be->wake(other);
+    }
     int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
     tacio_status_t st;
     tacio_op_t *got = NULL;
