@@ -8,6 +8,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF >/dev/
 cmake --build build -j"$(nproc)" >/dev/null
 echo "== echo-server demo (examples/echo-server.c)"
 build/examples/echo-server --demo --threads 2 --conns 16 --rounds 5000
+echo "== the same, with each worker thread exiting after 500 entries and leaving its I/O pending"
+echo "   (thread-agnostic I/O: the receives it started complete anyway)"
+build/examples/echo-server --demo --threads 2 --conns 16 --rounds 5000 --churn 500
 if [ -x build/examples/file-copy ]; then
   echo "== file-copy demo (examples/file-copy.c)"
   tmp=$(mktemp -d)
