@@ -29,9 +29,11 @@ struct tls {
     struct tacio_port *running;  /* port this thread counts as running on */
     bool blocked;                /* inside blocking_begin/end */
     struct tacio_port *deferred; /* port with submissions this thread batched */
-    char err[256];
 };
-static _Thread_local struct tls tls;
+/* initial-exec: read on every operation start; the general-dynamic model a
+ * shared library gets by default costs a __tls_get_addr call each time. */
+static _Thread_local struct tls tls __attribute__((tls_model("initial-exec")));
+static _Thread_local char tls_err[256];
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
@@ -72,13 +74,13 @@ void tacio__set_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls.err, sizeof tls.err, fmt, ap);
+    vsnprintf(tls_err, sizeof tls_err, fmt, ap);
     va_end(ap);
 }
 
 const char *tacio_last_error(void)
 {
-    return tls.err;
+    return tls_err;
 }
 
 bool tacio__port_should_defer(struct tacio_port *p)
@@ -179,7 +181,7 @@ tacio_status_t tacio_port_create(tacio_port_t **out, unsigned concurrency)
 
 tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options_t *opts)
 {
-    tls.err[0] = 0;
+    tls_err[0] = 0;
     if (!out)
         return TACIO_INVALID_PARAMETER;
     *out = NULL;
