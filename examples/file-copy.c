@@ -93,13 +93,20 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The one format for every error: what failed, on which path, the status by
- * name and in words, and tacio's extra sentence when the call has one. */
+/* The one format for every error: what failed, on which path (and where in
+ * it), the status by name and in words, and tacio's extra sentence when the
+ * call has one. */
+static void report_at(const char *what, const char *path, const char *where, tacio_status_t st,
+                      const char *more)
+{
+    fprintf(stderr, "file-copy: %s '%s'%s: %s (0x%08" PRIX32 "): %s%s%s\n", what, path,
+            where ? where : "", tacio_status_name(st), st, tacio_status_message(st),
+            more && *more ? " " : "", more && *more ? more : "");
+}
+
 static void report(const char *what, const char *path, tacio_status_t st, const char *more)
 {
-    fprintf(stderr, "file-copy: %s '%s': %s (0x%08" PRIX32 "): %s%s%s\n", what, path,
-            tacio_status_name(st), st, tacio_status_message(st), more && *more ? " " : "",
-            more && *more ? more : "");
+    report_at(what, path, NULL, st, more);
 }
 
 /* Record the first failure and stop taking new offsets. The operations still
@@ -111,9 +118,9 @@ static void fail(struct copy *c, const char *what, const char *path, uint64_t of
     if (c->failed != TACIO_SUCCESS)
         return;
     c->failed = st;
-    char where[96];
-    snprintf(where, sizeof where, "%s at offset %" PRIu64, what, off);
-    report(where, path, st, NULL);
+    char where[48];
+    snprintf(where, sizeof where, " at offset %" PRIu64, off);
+    report_at(what, path, where, st, NULL);
     /* NOT_FOUND only means nothing is pending on that handle. */
     tacio_cancel_handle(c->src);
     tacio_cancel_handle(c->dst);
@@ -271,9 +278,9 @@ static tacio_status_t run_port(struct copy *c, tacio_entry_t *ev, unsigned max)
         if (st != TACIO_SUCCESS)
             return st;
         for (unsigned i = 0; i < n; i++) {
-            c->pending--;
             if (ev[i].kind != TACIO_ENTRY_OP || !ev[i].op)
                 continue; /* nobody posts to this port */
+            c->pending--;
             struct block *b = tacio_container_of(ev[i].op, struct block, op);
             block_run(c, b, ev[i].status, ev[i].bytes);
         }
@@ -325,6 +332,8 @@ static bool parse_count(const char *s, uint64_t max, uint64_t *out, bool suffixe
         mul = 1024, end++;
     else if (suffixes && (*end == 'm' || *end == 'M'))
         mul = 1024 * 1024, end++;
+    else if (suffixes && (*end == 'g' || *end == 'G'))
+        mul = 1024 * 1024 * 1024, end++;
     if (*end || v == 0 || v > max / mul)
         return false;
     *out = v * mul;
@@ -336,16 +345,25 @@ static int usage(FILE *f, const char *argv0)
     fprintf(f,
             "usage: %s [--depth N] [--block BYTES] SRC DST\n"
             "  --depth N      operations in flight (1..%u, default %u)\n"
-            "  --block BYTES  block size, K/M suffixes for KiB/MiB (1..1G, default 128K)\n",
+            "  --block BYTES  block size, K/M/G suffixes for KiB/MiB/GiB (1..1G, default 128K)\n",
             argv0, MAX_DEPTH, DEFAULT_DEPTH);
     return f == stderr ? 2 : 0;
+}
+
+/* O_NONBLOCK while opening, so a FIFO named as SRC or DST is refused instead
+ * of hanging in open(); cleared for the copy, since io_uring would make a
+ * non-blocking regular file's reads and writes return EAGAIN. */
+static bool clear_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
 }
 
 /* Open both files and check they are two different regular files, before
  * DST is truncated (so `file-copy a a` cannot destroy a). */
 static bool open_files(struct copy *c, int *sfd, int *dfd, struct stat *ss)
 {
-    *sfd = open(c->src_path, O_RDONLY | O_CLOEXEC);
+    *sfd = open(c->src_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (*sfd < 0) {
         report("cannot open source", c->src_path, tacio_status_from_errno(errno), NULL);
         return false;
@@ -359,12 +377,22 @@ static bool open_files(struct copy *c, int *sfd, int *dfd, struct stat *ss)
                S_ISDIR(ss->st_mode) ? TACIO_FILE_IS_A_DIRECTORY : TACIO_NOT_SUPPORTED, NULL);
         return false;
     }
-    *dfd = open(c->dst_path, O_WRONLY | O_CREAT | O_CLOEXEC, ss->st_mode & 07777);
+    if (!clear_nonblock(*sfd)) {
+        report("cannot set up source", c->src_path, tacio_status_from_errno(errno), NULL);
+        return false;
+    }
+    /* Only for a clearer message than open()'s ENXIO on a FIFO; the fstat
+     * of the opened file below is the check that counts. */
+    struct stat ds;
+    if (stat(c->dst_path, &ds) == 0 && !S_ISREG(ds.st_mode) && !S_ISDIR(ds.st_mode)) {
+        report("destination is not a regular file:", c->dst_path, TACIO_NOT_SUPPORTED, NULL);
+        return false;
+    }
+    *dfd = open(c->dst_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK, ss->st_mode & 07777);
     if (*dfd < 0) {
         report("cannot open destination", c->dst_path, tacio_status_from_errno(errno), NULL);
         return false;
     }
-    struct stat ds;
     if (fstat(*dfd, &ds) < 0) {
         report("cannot stat destination", c->dst_path, tacio_status_from_errno(errno), NULL);
         return false;
@@ -376,6 +404,10 @@ static bool open_files(struct copy *c, int *sfd, int *dfd, struct stat *ss)
     if (ds.st_dev == ss->st_dev && ds.st_ino == ss->st_ino) {
         report("source and destination are the same file:", c->dst_path,
                TACIO_OBJECT_NAME_COLLISION, NULL);
+        return false;
+    }
+    if (!clear_nonblock(*dfd)) {
+        report("cannot set up destination", c->dst_path, tacio_status_from_errno(errno), NULL);
         return false;
     }
     if (ftruncate(*dfd, 0) < 0) {

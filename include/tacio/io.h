@@ -118,8 +118,9 @@ TACIO_EXTERN int tacio_handle_fd(tacio_handle_t *h);
  * Every operation of the handle still pending completes exactly once
  * (TACIO_CANCELLED, or its natural result if it won the race). The fd is
  * closed when no operation in the kernel can still resolve its number, so a
- * reused fd number never receives a stale operation. New operations on the
- * handle return TACIO_FILE_CLOSED.
+ * reused fd number never receives a stale operation. Operations that other
+ * threads start on the handle while or after it closes get
+ * TACIO_FILE_CLOSED (TACIO_INVALID_HANDLE once its memory is marked dead).
  * RETURN VALUE: TACIO_SUCCESS; TACIO_INVALID_HANDLE (NULL, not a handle,
  *   already closed).
  * LIFETIME: h must not be used after this returns; its memory stays valid
@@ -174,7 +175,9 @@ TACIO_EXTERN tacio_status_t tacio_accept(tacio_handle_t *h, tacio_op_t *op, taci
 /* Connect a stream or datagram socket. The connection's own error
  * (TACIO_CONNECTION_REFUSED, ...) is the status, synchronous or completed. */
 TACIO_EXTERN tacio_status_t tacio_connect(tacio_handle_t *h, tacio_op_t *op, tacio_addr_t *to);
-/* Flush a file to storage (datasync: fdatasync semantics). Files only. */
+/* Flush a file to storage (datasync: fdatasync semantics). Files only. It
+ * covers writes that completed before it started; it does not wait for
+ * writes still pending (start it after their completions). */
 TACIO_EXTERN tacio_status_t tacio_fsync(tacio_handle_t *h, tacio_op_t *op, int datasync);
 
 /* tacio_cancel - ask that a pending operation end early (CancelIoEx).

@@ -6,10 +6,13 @@
  *
  * GLOBAL THREAD-SAFETY RULE: every function in this header may be called from
  * any thread at any time on a port that has not been closed, unless its entry
- * says otherwise. A port pointer must not be used after tacio_port_close()
- * has returned; a closed port's memory is kept (never returned to the
- * allocator) so that such a call is answered with TACIO_INVALID_HANDLE until
- * the memory is reused by a newer port.
+ * says otherwise. A port pointer should not be used after tacio_port_close()
+ * has returned. A closed port's memory is kept (never returned to the
+ * allocator), so such a call does not crash: dequeue answers
+ * TACIO_ABANDONED, post, timers and tacio_handle_open answer
+ * TACIO_PORT_DISCONNECTED, the rest TACIO_INVALID_HANDLE, until the memory
+ * is reused by a newer port (then the stale pointer names the new port, as a
+ * reused Windows HANDLE value would).
  */
 #ifndef TACIO_PORT_H
 #define TACIO_PORT_H
@@ -79,6 +82,12 @@ typedef struct tacio_stats {
  * LIFETIME: the port is the caller's until tacio_port_close().
  * THREAD SAFETY: any thread. */
 TACIO_EXTERN tacio_status_t tacio_port_create(tacio_port_t **out, unsigned concurrency);
+
+/* tacio_port_create_ex - tacio_port_create with options (opts may be NULL:
+ * all defaults). Without a backend named here or in TACIO_BACKEND, io_uring
+ * is used where it works and epoll otherwise; tacio_port_info says which and
+ * why, and with TACIO_DEBUG set that line also goes to stderr.
+ * RETURN VALUE, LIFETIME, THREAD SAFETY: as tacio_port_create. */
 TACIO_EXTERN tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options_t *opts);
 
 /* tacio_port_info - which backend runs and why.
@@ -86,12 +95,17 @@ TACIO_EXTERN tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio
  * LIFETIME: the strings stay valid while the port is open. */
 TACIO_EXTERN tacio_status_t tacio_port_info(tacio_port_t *port, tacio_port_info_t *info);
 
-/* tacio_port_stats - a snapshot of the port's counters (relaxed reads). */
+/* tacio_port_stats - a snapshot of the port's counters (relaxed reads; each
+ * counter is exact, the set is not one atomic snapshot). Works on a closed
+ * port too, so the close's own accounting can be read.
+ * RETURN VALUE: TACIO_SUCCESS; TACIO_INVALID_PARAMETER (out NULL);
+ *   TACIO_INVALID_HANDLE. THREAD SAFETY: any thread. */
 TACIO_EXTERN tacio_status_t tacio_port_stats(tacio_port_t *port, tacio_stats_t *out);
 
 /* tacio_last_error - a human-readable sentence about the calling thread's
- * most recent failing tacio call that had more to say than its status
- * (backend set-up, fd type checks). Empty string when there is none.
+ * most recent tacio_port_create* or tacio_handle_open call that failed with
+ * more to say than its status (backend set-up, fd type checks). Those calls
+ * clear it when they start; other calls leave it alone.
  * LIFETIME: thread-local, valid until the thread's next tacio call.
  * THREAD SAFETY: per thread. */
 TACIO_EXTERN const char *tacio_last_error(void);
@@ -100,7 +114,8 @@ TACIO_EXTERN const char *tacio_last_error(void);
  * The four values are passed through unread and come back in one entry.
  * RETURN VALUE: TACIO_SUCCESS: exactly one entry will be dequeued (or handed
  *   to the discard callback if the port is closed first). TACIO_NO_MEMORY:
- *   nothing was queued. TACIO_INVALID_HANDLE: port closed or not a port.
+ *   nothing was queued. TACIO_PORT_DISCONNECTED: the port is closed.
+ *   TACIO_INVALID_HANDLE: not a port.
  * LIFETIME: ptr is never dereferenced by tacio.
  * THREAD SAFETY: any thread, including from inside the processing of an entry. */
 TACIO_EXTERN tacio_status_t tacio_port_post(tacio_port_t *port, uint64_t key, uint64_t bytes,
@@ -111,7 +126,8 @@ TACIO_EXTERN tacio_status_t tacio_port_post(tacio_port_t *port, uint64_t key, ui
  * (TACIO_INFINITE) waits forever.
  * RETURN VALUE: TACIO_SUCCESS with *count >= 1; TACIO_TIMEOUT with *count 0;
  *   TACIO_ABANDONED with *count 0 when the port is closed before or while
- *   waiting; TACIO_INVALID_PARAMETER (entries or count NULL, max 0).
+ *   waiting; TACIO_INVALID_PARAMETER (entries or count NULL, max 0);
+ *   TACIO_INVALID_HANDLE (not a port).
  * Each returned operation record is the caller's again (it may be restarted
  * or freed at once).
  * CONCURRENCY: the calling thread counts as running on this port from the
@@ -155,8 +171,15 @@ typedef void (*tacio_discard_fn)(const tacio_entry_t *entry, void *arg);
  * Handles stay valid objects: close them with tacio_handle_close().
  * RETURN VALUE: TACIO_SUCCESS; TACIO_INVALID_HANDLE (NULL, not a port,
  *   already closed).
- * THREAD SAFETY: any thread not currently inside the port's dequeue; discard
- *   runs on the calling thread. */
+ * A start call on another thread that races the close and finishes
+ *   synchronously returns its final status (even in queued-always mode), so
+ *   nothing is discarded for it.
+ * THREAD SAFETY: any thread not currently inside the port's dequeue. discard
+ *   runs on the calling thread; the one exception is a stream operation
+ *   queued behind another whose start call, on another thread, is still
+ *   running when the close begins: it is discarded on that thread before
+ *   that start call returns. Stop starting operations before closing the
+ *   port if discard must never run elsewhere. */
 TACIO_EXTERN tacio_status_t tacio_port_close(tacio_port_t *port, tacio_discard_fn discard, void *arg);
 
 /* tacio_timer_start - a timed packet: after ns nanoseconds (monotonic), op

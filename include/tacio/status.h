@@ -96,7 +96,10 @@ typedef uint32_t tacio_status_t;
 
 /* Severity tests. Inline so they cost nothing; all are pure. */
 static inline unsigned tacio_status_severity(tacio_status_t s) { return s >> 30; }
-/* NT_SUCCESS: success or informational. */
+/* NT_SUCCESS: success or informational. Note TACIO_PENDING, TACIO_TIMEOUT
+ * and TACIO_ABANDONED are success-class too (as in NTSTATUS): compare a start
+ * call's result with TACIO_PENDING, and a dequeue's with TACIO_SUCCESS,
+ * rather than testing the class. */
 static inline int tacio_success(tacio_status_t s) { return (s >> 30) <= 1; }
 static inline int tacio_warning(tacio_status_t s) { return (s >> 30) == 2; }
 static inline int tacio_error(tacio_status_t s) { return (s >> 30) == 3; }
@@ -122,8 +125,10 @@ TACIO_EXTERN const char *tacio_status_message(tacio_status_t s);
 TACIO_EXTERN tacio_status_t tacio_status_from_errno(int e);
 
 /* tacio_status_to_errno - the closest errno for a status (for code that must
- * hand one on). RETURN VALUE: a positive errno, 0 for success classes,
- * EIO when nothing closer exists. THREAD SAFETY: pure. */
+ * hand one on). RETURN VALUE: a positive errno; 0 for success-class statuses
+ * except TACIO_TIMEOUT (ETIMEDOUT) and TACIO_ABANDONED (ECANCELED); the
+ * original errno for TACIO_FROM_ERRNO(e); EIO when nothing closer exists.
+ * THREAD SAFETY: pure. */
 TACIO_EXTERN int tacio_status_to_errno(tacio_status_t s);
 
 #ifdef __cplusplus

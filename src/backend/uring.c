@@ -34,6 +34,17 @@
 #define NO_SLOT UINT32_MAX
 #define UD_WAKE UINT64_MAX
 #define UD_IGNORE (UINT64_MAX - 1)
+/* A cancel's own CQE: bit 62 = cancel of one op (slot index and generation
+ * below), bit 63 = cancel of a handle's ops (the handle pointer below; the
+ * cancel holds a reference to it until its CQE). */
+#define UD_CANCEL_OP (1ull << 62)
+#define UD_CANCEL_FD (1ull << 63)
+#define UD_CANCEL_MASK (UD_CANCEL_OP | UD_CANCEL_FD)
+/* A cancel can miss a request caught between a wake-up and its re-arming
+ * (measured: ASYNC_CANCEL by fd reports 0 found while the request goes on
+ * waiting). A missed cancel whose target is still in flight is retried at
+ * this interval until it lands or the target completes. */
+#define CANCEL_RETRY_MS 1
 #define REAP_BATCH 128
 
 struct slot {
@@ -54,6 +65,9 @@ struct uring {
     _Atomic bool dead;
     _Atomic unsigned unsubmitted;
     _Atomic bool wake_pending;
+    uint64_t *retry;        /* cancel user_data values to issue again (sq_lock) */
+    _Atomic unsigned nretry; /* written under sq_lock, peeked without */
+    unsigned retry_cap;
 };
 
 struct msg_scratch {
@@ -275,19 +289,78 @@ static tacio_status_t u_submit(struct tacio_port *p, tacio_op_t *op, bool defer)
     return TACIO_SUCCESS;
 }
 
-static void prep_cancel_locked(struct uring *u, uint64_t target, int fd, unsigned flags)
+static void retry_later_locked(struct uring *u, uint64_t ud)
+{
+    if (u->nretry == u->retry_cap) {
+        unsigned cap = u->retry_cap ? u->retry_cap * 2 : 16;
+        uint64_t *n = realloc(u->retry, cap * sizeof *n);
+        if (!n)
+            return; /* the target still completes when its event comes */
+        u->retry = n;
+        u->retry_cap = cap;
+    }
+    u->retry[u->nretry++] = ud;
+}
+
+/* Queue the cancel whose own CQE will carry ud (see UD_CANCEL_*). */
+static void prep_cancel_locked(struct uring *u, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = get_sqe_locked(u);
+    if (!sqe) {
+        retry_later_locked(u, ud);
+        return;
+    }
+    if (ud & UD_CANCEL_FD) {
+        struct tacio_handle *h = (struct tacio_handle *)(uintptr_t)(ud & ~UD_CANCEL_MASK);
+        io_uring_prep_cancel_fd(sqe, h->fd, IORING_ASYNC_CANCEL_ALL);
+    } else {
+        io_uring_prep_cancel64(sqe, ud & ~UD_CANCEL_MASK, 0);
+    }
+    io_uring_sqe_set_data64(sqe, ud);
+    publish_locked(u);
+}
+
+static void prep_cancel_all_locked(struct uring *u)
 {
     struct io_uring_sqe *sqe = get_sqe_locked(u);
     if (!sqe)
         return;
-    if (flags & (IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ANY))
-        io_uring_prep_cancel_fd(sqe, fd, flags & ~IORING_ASYNC_CANCEL_FD);
-    else
-        io_uring_prep_cancel64(sqe, target, flags);
-    if (flags & IORING_ASYNC_CANCEL_ANY)
-        sqe->cancel_flags = flags; /* ANY matches every request, not an fd */
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, UD_IGNORE);
     publish_locked(u);
+}
+
+/* A cancel's CQE came back: is its target still waiting in the kernel? */
+static void cancel_done_locked(struct uring *u, uint64_t ud)
+{
+    if (ud & UD_CANCEL_FD) {
+        struct tacio_handle *h = (struct tacio_handle *)(uintptr_t)(ud & ~UD_CANCEL_MASK);
+        uint32_t use = atomic_load_explicit(&h->use, memory_order_acquire);
+        if (use >= USE_ONE && !u->closing) {
+            retry_later_locked(u, ud); /* keeps the handle reference */
+            return;
+        }
+        tacio__handle_unref(h);
+        return;
+    }
+    uint32_t idx = (uint32_t)((ud & ~UD_CANCEL_MASK) >> 32);
+    struct slot *s = slot_at(u, idx);
+    if (s && s->op && s->gen == (uint32_t)ud && !u->closing &&
+        (atomic_load_explicit(op_word(s->op), memory_order_relaxed) & OPW_CANCEL))
+        retry_later_locked(u, ud);
+}
+
+/* Issue the cancels that missed; each is checked again when its CQE comes. */
+static void issue_retries(struct uring *u)
+{
+    pthread_mutex_lock(&u->sq_lock);
+    unsigned n = u->nretry;
+    u->nretry = 0;
+    for (unsigned i = 0; i < n; i++)
+        prep_cancel_locked(u, u->retry[i]);
+    pthread_mutex_unlock(&u->sq_lock);
+    if (n)
+        enter_submit(u);
 }
 
 static tacio_status_t u_cancel(struct tacio_port *p, tacio_op_t *op)
@@ -295,16 +368,14 @@ static tacio_status_t u_cancel(struct tacio_port *p, tacio_op_t *op)
     struct uring *u = U(p);
     tacio_status_t st = TACIO_SUCCESS;
     pthread_mutex_lock(&u->sq_lock);
-    uint32_t w = atomic_load_explicit(op_word(op), memory_order_acquire);
-    if ((w & OPW_STATE_MASK) != OP_INFLIGHT) {
+    if (!tacio__op_mark_cancel(op)) {
         st = TACIO_NOT_FOUND;
     } else {
-        atomic_fetch_or_explicit(op_word(op), OPW_CANCEL, memory_order_relaxed);
         struct slot *s = slot_at(u, op_slot(op));
         /* Not armed yet (its synchronous attempt is running): the bit makes
          * u_submit end it with CANCELLED instead of arming it. */
         if (s && s->op == op && !u->closing)
-            prep_cancel_locked(u, slot_ud(u, op_slot(op)), -1, 0);
+            prep_cancel_locked(u, UD_CANCEL_OP | slot_ud(u, op_slot(op)));
     }
     pthread_mutex_unlock(&u->sq_lock);
     if (st == TACIO_SUCCESS)
@@ -316,8 +387,10 @@ static tacio_status_t u_cancel_handle(struct tacio_port *p, struct tacio_handle 
 {
     struct uring *u = U(p);
     pthread_mutex_lock(&u->sq_lock);
-    if (!u->closing)
-        prep_cancel_locked(u, 0, h->fd, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
+    if (!u->closing) {
+        atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed); /* until its CQE */
+        prep_cancel_locked(u, UD_CANCEL_FD | (uint64_t)(uintptr_t)h);
+    }
     pthread_mutex_unlock(&u->sq_lock);
     enter_submit(u);
     return TACIO_SUCCESS;
@@ -354,6 +427,10 @@ static void handle_cqe(struct tacio_port *p, struct uring *u, const struct io_ur
     }
     if (ud == UD_IGNORE)
         return;
+    if (ud & UD_CANCEL_MASK) {
+        cancel_done_locked(u, ud);
+        return;
+    }
     uint32_t idx = (uint32_t)(ud >> 32);
     struct slot *s = slot_at(u, idx);
     if (!s || !s->op || s->gen != (uint32_t)ud) {
@@ -369,6 +446,19 @@ static void handle_cqe(struct tacio_port *p, struct uring *u, const struct io_ur
             stat_add(&p->st.reissued_after_exit, 1);
             return;
         }
+    }
+    if (res > 0 && op_is_stream_tx(op) &&
+        tacio__stream_progress(op) + (uint64_t)res < op->priv_len) {
+        /* A stream send stopped short (its thread exited, or a cancel hit it
+         * half way): go on with the rest unless someone asked to stop. */
+        tacio__set_stream_progress(op, tacio__stream_progress(op) + (uint64_t)res);
+        uint32_t epoch = s->aux;
+        if (should_reissue(u, op, s) && prep_locked(u, op, idx)) {
+            s->aux = epoch;
+            stat_add(&p->st.reissued_after_exit, 1);
+            return;
+        }
+        res = -ECANCELED; /* bytes = the progress, via map_result */
     }
     tacio_status_t st;
     uint64_t bytes;
@@ -412,6 +502,14 @@ static void reap(struct tacio_port *p, struct uring *u, struct oplist *out)
 static tacio_status_t u_wait(struct tacio_port *p, int timeout_ms, struct oplist *out)
 {
     struct uring *u = U(p);
+    bool capped = false;
+    if (atomic_load_explicit(&u->nretry, memory_order_relaxed)) {
+        issue_retries(u);
+        if (timeout_ms < 0 || timeout_ms > CANCEL_RETRY_MS) {
+            timeout_ms = CANCEL_RETRY_MS;
+            capped = true; /* not the caller's timeout: never report TIMEOUT */
+        }
+    }
     unsigned n = atomic_exchange_explicit(&u->unsubmitted, 0, memory_order_relaxed);
     int r = 0;
     if (io_uring_cq_ready(&u->ring) || timeout_ms == 0) {
@@ -431,7 +529,7 @@ static tacio_status_t u_wait(struct tacio_port *p, int timeout_ms, struct oplist
         atomic_fetch_add_explicit(&u->unsubmitted, n, memory_order_relaxed);
     unsigned before = out->n;
     reap(p, u, out);
-    if (out->n == before && timeout_ms >= 0 && (r == -ETIME || timeout_ms == 0))
+    if (out->n == before && !capped && timeout_ms >= 0 && (r == -ETIME || timeout_ms == 0))
         return TACIO_TIMEOUT;
     return TACIO_SUCCESS;
 }
@@ -467,7 +565,7 @@ static void u_drain(struct tacio_port *p, struct oplist *out)
         u->closing = true;
         unsigned live = u->live;
         if (live && round % 10 == 0)
-            prep_cancel_locked(u, 0, -1, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+            prep_cancel_all_locked(u);
         pthread_mutex_unlock(&u->sq_lock);
         if (!live)
             break;
@@ -483,6 +581,12 @@ static void u_fini(struct tacio_port *p)
     pthread_mutex_lock(&u->sq_lock);
     atomic_store_explicit(&u->dead, true, memory_order_release);
     io_uring_queue_exit(&u->ring);
+    for (unsigned i = 0; i < u->nretry; i++)
+        if (u->retry[i] & UD_CANCEL_FD)
+            tacio__handle_unref((struct tacio_handle *)(uintptr_t)(u->retry[i] & ~UD_CANCEL_MASK));
+    free(u->retry);
+    u->retry = NULL;
+    u->nretry = 0;
     for (unsigned i = 0; i < u->nchunks; i++)
         free(u->chunks[i]);
     u->nchunks = 0;

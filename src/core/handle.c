@@ -91,8 +91,11 @@ static tacio_status_t classify(int fd, struct tacio_handle *h)
 tacio_status_t tacio_handle_open(tacio_port_t *port, int fd, uint64_t key, unsigned flags,
                                  tacio_handle_t **out)
 {
+    tacio__set_error("%s", "");
     if (!out || fd < 0 || (flags & ~(TACIO_HANDLE_QUEUED_ALWAYS | TACIO_HANDLE_NO_CLOSE_FD)))
         return TACIO_INVALID_PARAMETER;
+    if (port && port->magic == PORT_DEAD)
+        return TACIO_PORT_DISCONNECTED;
     if (!port || port->magic != PORT_MAGIC)
         return TACIO_INVALID_HANDLE;
     if (atomic_load_explicit(&port->closed, memory_order_acquire))

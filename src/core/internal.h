@@ -106,6 +106,7 @@ struct tacio_port {
     bool poller;            /* a thread is inside be->wait */
     bool poller_in_kernel;
     _Atomic bool closed;
+    bool collected;         /* close took the queue: later entries are discarded where they finish */
     tacio_op_t *free_packets;
 
     _Atomic uint32_t inside;   /* threads inside dequeue */
@@ -166,6 +167,10 @@ TACIO_INTERNAL bool tacio__dir_unqueue(tacio_op_t *op);
 TACIO_INTERNAL void tacio__dir_unqueue_all(struct tacio_handle *h, struct oplist *out);
 /* Finish an op that never ran (taken out of its direction's queue). */
 TACIO_INTERNAL void tacio__op_finish_unqueued(tacio_op_t *op, tacio_status_t st);
+
+/* Set the cancel bit if, and only if, op is still INFLIGHT (a plain OR
+ * could mark a record that has meanwhile finished and gone back to IDLE). */
+TACIO_INTERNAL bool tacio__op_mark_cancel(tacio_op_t *op);
 
 /* DONE -> IDLE and the handle's reference dropped: the record is the caller's. */
 TACIO_INTERNAL void tacio__op_release(tacio_op_t *op);

@@ -58,7 +58,12 @@ static tacio_status_t end_now(tacio_op_t *op, tacio_status_t st, uint64_t bytes,
         return TACIO_PENDING;
     }
     tacio_status_t ret;
-    if (returned_pending || queued_always(h)) {
+    /* Queued-always mode queues a synchronous result, unless the port closed
+     * meanwhile: then the start call reports it itself (still a final
+     * status with no completion, so rule 1 holds) rather than discarding it
+     * on this thread, possibly after tacio_port_close has returned. */
+    bool closed = atomic_load_explicit(&p->closed, memory_order_acquire);
+    if (returned_pending || (queued_always(h) && !closed)) {
         struct oplist l = {0};
         oplist_push(&l, op);
         tacio__port_complete_list(p, &l);
@@ -178,11 +183,13 @@ static tacio_status_t check_buf(const void *buf, size_t len, bool zero_ok)
     return TACIO_SUCCESS;
 }
 
+/* Checks every start makes first, so a closed handle is reported as such
+ * whatever else is wrong with the call. */
 static tacio_status_t pre(struct tacio_handle *h, tacio_op_t *op)
 {
     if (!op)
         return TACIO_INVALID_PARAMETER;
-    return tacio__handle_valid(h) ? TACIO_SUCCESS : TACIO_INVALID_HANDLE;
+    return check_handle(h);
 }
 
 static tacio_status_t rw(struct tacio_handle *h, tacio_op_t *op, unsigned kind, void *buf,

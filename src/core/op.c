@@ -204,6 +204,17 @@ void tacio__op_finish_unqueued(tacio_op_t *op, tacio_status_t st)
     }
 }
 
+bool tacio__op_mark_cancel(tacio_op_t *op)
+{
+    uint32_t w = atomic_load_explicit(op_word(op), memory_order_acquire);
+    do {
+        if ((w & OPW_STATE_MASK) != OP_INFLIGHT)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(op_word(op), &w, w | OPW_CANCEL,
+                                                    memory_order_acq_rel, memory_order_acquire));
+    return true;
+}
+
 void tacio__op_release(tacio_op_t *op)
 {
     struct tacio_handle *h = op_handle(op);

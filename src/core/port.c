@@ -318,7 +318,8 @@ void tacio__port_complete_list(struct tacio_port *p, struct oplist *l)
     if (!l->head)
         return;
     pthread_mutex_lock(&p->lock);
-    if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
+    if (p->collected) {
+        /* Only a start call racing the very end of a close gets here. */
         pthread_mutex_unlock(&p->lock);
         while (l->head) {
             tacio_op_t *op = l->head;
@@ -329,6 +330,8 @@ void tacio__port_complete_list(struct tacio_port *p, struct oplist *l)
         l->n = 0;
         return;
     }
+    /* While a close is in progress, entries still queue: the closing thread
+     * hands them to discard. */
     if (p->qtail)
         p->qtail->priv_next = l->head;
     else
@@ -554,12 +557,14 @@ void tacio_port_blocking_end(tacio_port_t *p)
 tacio_status_t tacio_port_post(tacio_port_t *p, uint64_t key, uint64_t bytes, void *ptr,
                                tacio_status_t status)
 {
-    if (!port_open(p))
+    if (p && p->magic == PORT_DEAD)
+        return TACIO_PORT_DISCONNECTED;
+    if (!p || p->magic != PORT_MAGIC)
         return TACIO_INVALID_HANDLE;
     pthread_mutex_lock(&p->lock);
     if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
         pthread_mutex_unlock(&p->lock);
-        return TACIO_INVALID_HANDLE;
+        return TACIO_PORT_DISCONNECTED;
     }
     tacio_op_t *pk = p->free_packets;
     if (pk) {
@@ -583,7 +588,7 @@ tacio_status_t tacio_port_post(tacio_port_t *p, uint64_t key, uint64_t bytes, vo
         pk->priv_next = p->free_packets;
         p->free_packets = pk;
         pthread_mutex_unlock(&p->lock);
-        return TACIO_INVALID_HANDLE;
+        return TACIO_PORT_DISCONNECTED;
     }
     append_locked(p, &l);
     bool kick = release_locked(p);
@@ -654,6 +659,7 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
     append_locked(p, &drained);
     tacio_op_t *list = p->qhead;
     p->qhead = p->qtail = NULL;
+    p->collected = true;
     tacio_op_t *pk = p->free_packets;
     p->free_packets = NULL;
     pthread_mutex_unlock(&p->lock);
