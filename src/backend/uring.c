@@ -255,6 +255,40 @@ static bool prep_locked(struct uring *u, tacio_op_t *op, uint32_t idx)
     return true;
 }
 
+/* Per-handle count of armed ops, split at the last cancel_handle/close. */
+static uint32_t epoch_now(const struct tacio_handle *h)
+{
+    return atomic_load_explicit(&h->cancel_epoch, memory_order_acquire) & 0xFFFFFFu;
+}
+
+static void armed_roll_locked(struct tacio_handle *h)
+{
+    uint32_t e = epoch_now(h);
+    if (h->armed_epoch != e) {
+        h->armed_old += h->armed_cur;
+        h->armed_cur = 0;
+        h->armed_epoch = e;
+    }
+}
+
+static void armed_add_locked(struct tacio_handle *h, uint32_t epoch)
+{
+    armed_roll_locked(h);
+    if (epoch == h->armed_epoch)
+        h->armed_cur++;
+    else
+        h->armed_old++;
+}
+
+static void armed_sub_locked(struct tacio_handle *h, uint32_t epoch)
+{
+    armed_roll_locked(h);
+    if (epoch == h->armed_epoch)
+        h->armed_cur--;
+    else
+        h->armed_old--;
+}
+
 /* ---- the interface --------------------------------------------------------------- */
 
 static tacio_status_t u_submit(struct tacio_port *p, tacio_op_t *op, bool defer)
@@ -266,18 +300,24 @@ static tacio_status_t u_submit(struct tacio_port *p, tacio_op_t *op, bool defer)
     uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
     if (u->closing)
         st = TACIO_PORT_DISCONNECTED;
-    else if ((w & OPW_CANCEL) || (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING))
-        st = TACIO_CANCELLED; /* cancel or close came while it was starting */
+    else if (w & OPW_CANCEL)
+        st = TACIO_CANCELLED; /* a cancel came while it was starting */
+    else if (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
+        st = TACIO_FILE_CLOSED; /* the handle closed while it was starting */
+    else if (op_slot(op) != epoch_now(h))
+        st = TACIO_CANCELLED; /* cancel_handle came after its start, before here */
     else {
-        uint32_t epoch = atomic_load_explicit(&h->cancel_epoch, memory_order_relaxed);
+        uint32_t epoch = op_slot(op);
         uint32_t idx = slot_alloc(u, op, epoch);
         if (idx == NO_SLOT)
             st = TACIO_NO_MEMORY;
         else if (!prep_locked(u, op, idx)) {
             slot_free(u, idx);
             st = TACIO_INSUFFICIENT_RESOURCES;
-        } else
+        } else {
             op_set_slot(op, idx);
+            armed_add_locked(h, epoch);
+        }
     }
     pthread_mutex_unlock(&u->sq_lock);
     if (st != TACIO_SUCCESS)
@@ -335,8 +375,10 @@ static void cancel_done_locked(struct uring *u, uint64_t ud)
 {
     if (ud & UD_CANCEL_FD) {
         struct tacio_handle *h = (struct tacio_handle *)(uintptr_t)(ud & ~UD_CANCEL_MASK);
-        uint32_t use = atomic_load_explicit(&h->use, memory_order_acquire);
-        if (use >= USE_ONE && !u->closing) {
+        armed_roll_locked(h);
+        /* Only ops armed before the cancel are owed it; later ones it may
+         * have hit are re-issued, and must not be chased forever. */
+        if (h->armed_old > 0 && !u->closing) {
             retry_later_locked(u, ud); /* keeps the handle reference */
             return;
         }
@@ -387,7 +429,8 @@ static tacio_status_t u_cancel_handle(struct tacio_port *p, struct tacio_handle 
 {
     struct uring *u = U(p);
     pthread_mutex_lock(&u->sq_lock);
-    if (!u->closing) {
+    armed_roll_locked(h);
+    if (!u->closing && h->armed_old > 0) {
         atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed); /* until its CQE */
         prep_cancel_locked(u, UD_CANCEL_FD | (uint64_t)(uintptr_t)h);
     }
@@ -405,7 +448,7 @@ static bool should_reissue(struct uring *u, tacio_op_t *op, struct slot *s)
         return false;
     if (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
         return false;
-    return s->aux == atomic_load_explicit(&h->cancel_epoch, memory_order_relaxed);
+    return s->aux == epoch_now(h);
 }
 
 static void fill_from_len(tacio_op_t *op)
@@ -469,6 +512,7 @@ static void handle_cqe(struct tacio_port *p, struct uring *u, const struct io_ur
         tacio__map_result(op, res, &st, &bytes);
         fill_from_len(op);
     }
+    armed_sub_locked(op_handle(op), s->aux);
     slot_free(u, idx);
     if (tacio__op_finish(op, op_gen(op), st, bytes, succ))
         oplist_push(out, op);

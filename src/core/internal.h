@@ -15,7 +15,8 @@
  *   bits 0-2  state (OP_IDLE, OP_INFLIGHT, OP_DONE)
  *   bit  3    cancel requested (set only while OP_INFLIGHT)
  *   bits 8-31 generation, advanced by every start
- * priv_slot: bits 0-23 backend slot, bits 24-31 operation kind. */
+ * priv_slot: bits 24-31 operation kind; bits 0-23 the handle's cancel epoch
+ * at start (mod 2^24) until the backend arms it, then the backend's slot. */
 enum { OP_IDLE = 0, OP_INFLIGHT = 1, OP_DONE = 2 };
 #define OPW_STATE_MASK 7u
 #define OPW_CANCEL 8u
@@ -78,6 +79,9 @@ struct tacio_handle {
     bool busy[2];
     tacio_op_t *qhead[2], *qtail[2];
     void *bdata;            /* the backend's per-handle state (epoll: wait lists) */
+    /* io_uring, under its sq_lock: ops armed in the kernel since the current
+     * cancel epoch began (cur) and before it (old: a cancel is owed them). */
+    uint32_t armed_epoch, armed_cur, armed_old;
     struct tacio_handle *free_next;
 };
 enum { DIR_RX = 0, DIR_TX = 1, DIR_NONE = 2 };

@@ -96,7 +96,9 @@ static tacio_status_t run(tacio_op_t *op, bool returned_pending)
     st = p->be->submit(p, op, defer);
     if (st == TACIO_SUCCESS)
         return TACIO_PENDING;
-    if (st == TACIO_PORT_DISCONNECTED)
+    /* An op that already returned PENDING was cancelled by the close; one
+     * still in its start call reports what closed under it. */
+    if (st == TACIO_PORT_DISCONNECTED || (st == TACIO_FILE_CLOSED && returned_pending))
         st = TACIO_CANCELLED;
     return end_now(op, st, tacio__stream_progress(op), returned_pending);
 }

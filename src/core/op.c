@@ -23,7 +23,11 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind)
                                                  memory_order_relaxed))
         return false;
     op->priv_handle = h;
-    op->priv_slot = (uint32_t)kind << 24;
+    /* Until the backend gives it a slot, the low bits hold the handle's
+     * cancel epoch at start: a cancel_handle or close that comes before the
+     * op reaches the kernel is owed to it too. */
+    op->priv_slot = (uint32_t)kind << 24 |
+                    (atomic_load_explicit(&h->cancel_epoch, memory_order_acquire) & 0xFFFFFFu);
     op->priv_next = NULL;
     op->status = TACIO_PENDING;
     op->bytes = 0;

@@ -605,17 +605,19 @@ static void discard_entry(struct tacio_port *p, tacio_op_t *op)
 {
     tacio_entry_t e;
     fill_entry(&e, op);
-    if (p->discard)
-        p->discard(&e, p->discard_arg);
     stat_add(&p->st.discarded_at_close, 1);
+    bool accepted = op_kind(op) == K_ACCEPT && e.status == TACIO_SUCCESS;
     if (op_kind(op) == K_POSTED) {
         free(op);
-        return;
+    } else {
+        /* The record is the caller's again before discard sees it. */
+        tacio__op_release(op);
     }
+    if (p->discard)
+        p->discard(&e, p->discard_arg);
     /* Nobody will ever see this connection: do not leak it. */
-    if (op_kind(op) == K_ACCEPT && e.status == TACIO_SUCCESS)
+    if (accepted)
         close((int)e.bytes);
-    tacio__op_release(op);
 }
 
 static void wake_everyone_locked(struct tacio_port *p, bool *kick)
