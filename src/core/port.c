@@ -311,6 +311,17 @@ static bool leave_running_locked(struct tacio_port *p)
     return release_locked(p);
 }
 
+static void append_locked(struct tacio_port *p, struct oplist *l)
+{
+    if (!l->head)
+        return;
+    if (p->qtail)
+        p->qtail->priv_next = l->head;
+    else
+        p->qhead = l->head;
+    p->qtail = l->tail;
+}
+
 static void discard_entry(struct tacio_port *p, tacio_op_t *op);
 
 void tacio__port_complete_list(struct tacio_port *p, struct oplist *l)
@@ -332,11 +343,7 @@ void tacio__port_complete_list(struct tacio_port *p, struct oplist *l)
     }
     /* While a close is in progress, entries still queue: the closing thread
      * hands them to discard. */
-    if (p->qtail)
-        p->qtail->priv_next = l->head;
-    else
-        p->qhead = l->head;
-    p->qtail = l->tail;
+    append_locked(p, l);
     bool kick = release_locked(p);
     pthread_mutex_unlock(&p->lock);
     if (kick)
@@ -409,16 +416,6 @@ static tacio_op_t *take_locked(struct tacio_port *p, unsigned max)
     return head;
 }
 
-static void append_locked(struct tacio_port *p, struct oplist *l)
-{
-    if (!l->head)
-        return;
-    if (p->qtail)
-        p->qtail->priv_next = l->head;
-    else
-        p->qhead = l->head;
-    p->qtail = l->tail;
-}
 
 tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsigned max,
                                   unsigned *count, int timeout_ms)
