@@ -78,10 +78,7 @@ struct tacio_handle {
     _Atomic uint32_t qlock;
     bool busy[2];
     tacio_op_t *qhead[2], *qtail[2];
-    void *bdata;            /* the backend's per-handle state (epoll: wait lists) */
-    /* io_uring, under its sq_lock: ops armed in the kernel since the current
-     * cancel epoch began (cur) and before it (old: a cancel is owed them). */
-    uint32_t armed_epoch, armed_cur, armed_old;
+    void *bdata;            /* the backend's per-handle state (io_uring: armed list) */
     struct tacio_handle *free_next;
 };
 enum { DIR_RX = 0, DIR_TX = 1, DIR_NONE = 2 };
