@@ -32,6 +32,8 @@ run() { # name cmake-args ctest-args
 }
 
 export TACIO_TEST_TIMEOUT_MULT=${TACIO_TEST_TIMEOUT_MULT:-1}
+# Every contract case runs on both backends (tests/tacio-test.h loops over them).
+export TACIO_TEST_BACKENDS=${TACIO_TEST_BACKENDS:-io_uring,epoll}
 run plain "-DCMAKE_BUILD_TYPE=RelWithDebInfo" -LE "$exclude"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   TACIO_TEST_TIMEOUT_MULT=3 run asan "-DCMAKE_BUILD_TYPE=Debug -DTACIO_SANITIZE=address" -LE "$exclude"

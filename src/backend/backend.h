@@ -44,8 +44,6 @@ struct tacio_backend {
 };
 
 TACIO_INTERNAL extern const struct tacio_backend tacio__backend_uring;
-/* Weak: a build without src/backend/epoll.c still links (port creation then
- * says the epoll backend is not built). */
-TACIO_INTERNAL extern const struct tacio_backend tacio__backend_epoll __attribute__((weak));
+TACIO_INTERNAL extern const struct tacio_backend tacio__backend_epoll;
 
 #endif

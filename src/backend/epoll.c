@@ -48,12 +48,6 @@
 #define NWORKERS 2
 #define NEVENTS 128
 
-/* Where an armed op is, in its slot: bits 21-23 a place, bits 0-20 the heap
- * index of a timer. Written only under the lock. */
-#define LOC_SHIFT 21
-#define LOC_INDEX ((1u << LOC_SHIFT) - 1)
-enum { LOC_NONE = 0, LOC_RX = 1, LOC_TX = 2, LOC_FILEQ = 3, LOC_FILERUN = 4, LOC_TIMER = 5 };
-
 struct wlist {
     tacio_op_t *head, *tail;
     bool ready; /* an edge came since the last "would block" seen here */
@@ -92,7 +86,6 @@ struct ep {
     pthread_t workers[NWORKERS];
     unsigned nworkers, idle;
 
-    struct oplist done;     /* finished by other threads once the port closed */
     struct tacio_port *port;
     char wake_tag;          /* the eventfd's epoll data */
     struct epoll_event evs[NEVENTS]; /* poller only */
@@ -108,16 +101,6 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static unsigned op_loc(const tacio_op_t *op)
-{
-    return op_slot(op) >> LOC_SHIFT;
-}
-
-static void set_loc(tacio_op_t *op, unsigned loc, uint32_t idx)
-{
-    op_set_slot(op, loc << LOC_SHIFT | (idx & LOC_INDEX));
 }
 
 static bool cancel_requested(tacio_op_t *op)
@@ -159,13 +142,32 @@ static void park_cancelled(tacio_op_t *op, struct oplist *fin)
     park(op, TACIO_CANCELLED, tacio__stream_progress(op), fin);
 }
 
-/* The same checks as io_uring's arming, under the lock: a cancel or close
- * that came while the op was starting ends it instead. */
+/* The handle's cancel epoch, as the core stores it in a starting op's slot. */
+static uint32_t handle_epoch(const struct tacio_handle *h)
+{
+    return atomic_load_explicit(&((struct tacio_handle *)h)->cancel_epoch,
+                                memory_order_acquire) & 0xFFFFFFu;
+}
+
+/* An armed op keeps the epoch it started in (this backend never writes the
+ * slot); a cancel_handle or close is owed to the ops started before it. */
+static bool owed_handle_cancel(const tacio_op_t *op, const struct tacio_handle *h)
+{
+    return handle_closing(h) || op_slot(op) != handle_epoch(h);
+}
+
+/* The same checks as io_uring's arming, under the lock: a cancel, close or
+ * cancel_handle that came while the op was starting ends it instead. */
 static tacio_status_t arm_check_locked(struct ep *e, tacio_op_t *op)
 {
+    const struct tacio_handle *h = op_handle(op);
     if (e->closing)
         return TACIO_PORT_DISCONNECTED;
-    if (cancel_requested(op) || handle_closing(op_handle(op)))
+    if (cancel_requested(op))
+        return TACIO_CANCELLED;
+    if (handle_closing(h))
+        return TACIO_FILE_CLOSED;
+    if (op_slot(op) != handle_epoch(h))
         return TACIO_CANCELLED;
     return TACIO_SUCCESS;
 }
@@ -208,22 +210,8 @@ static void active_leave_locked(struct ep *e)
         pthread_cond_broadcast(&e->quiet);
 }
 
-static void append_list(struct oplist *to, struct oplist *l)
-{
-    if (!l->head)
-        return;
-    if (to->tail)
-        to->tail->priv_next = l->head;
-    else
-        to->head = l->head;
-    to->tail = l->tail;
-    to->n += l->n;
-    *l = (struct oplist){0};
-}
-
-/* The port is closing: successors handed their turn by a finish end
- * CANCELLED here, as the core's run() would end them, so that their entries
- * too reach the closing thread through drain. */
+/* Drain: successors handed their turn by a finish end CANCELLED here, as
+ * the core's run() would end them on a closed port. */
 static void cancel_successors(struct tacio_port *p, struct oplist *succ, struct oplist *done)
 {
     while (succ->head) {
@@ -241,10 +229,9 @@ static void cancel_successors(struct tacio_port *p, struct oplist *succ, struct 
 }
 
 /* For every thread but the poller: finish what it took (lock held on entry,
- * released on return; the caller counted itself in active) and hand it to
- * the port. Once the port is closed the results go to drain instead, so the
- * closing thread is the one that discards them; drain waits for active to
- * reach zero, so nothing is handed over after it returned. */
+ * released on return; the caller counted itself in active), hand it to the
+ * port and run the successors. Drain waits for active to reach zero, so all
+ * of it reaches the port before the close collects its entries. */
 static void settle_unlock(struct tacio_port *p, struct ep *e, struct oplist *fin)
 {
     if (!fin->head) {
@@ -255,15 +242,6 @@ static void settle_unlock(struct tacio_port *p, struct ep *e, struct oplist *fin
     pthread_mutex_unlock(&e->lock);
     struct oplist done = {0}, succ = {0};
     finish_all(p, fin, &done, &succ);
-    /* acquire: pairs with port_close's release store of closed. */
-    if (atomic_load_explicit(&p->closed, memory_order_acquire)) {
-        cancel_successors(p, &succ, &done);
-        pthread_mutex_lock(&e->lock);
-        append_list(&e->done, &done);
-        active_leave_locked(e);
-        pthread_mutex_unlock(&e->lock);
-        return;
-    }
     tacio__port_complete_list(p, &done);
     tacio__run_successors(&succ);
     pthread_mutex_lock(&e->lock);
@@ -381,7 +359,6 @@ static void take_locked(struct ep *e, struct efd *f, unsigned d, tacio_op_t *op,
                         tacio_status_t st, uint64_t bytes, struct oplist *fin)
 {
     wl_unlink(&f->side[d], op);
-    set_loc(op, LOC_NONE, 0);
     park(op, st, bytes, fin);
     release_locked(e, f, op_handle(op));
 }
@@ -480,7 +457,6 @@ static tacio_status_t submit_poll(struct tacio_port *p, struct ep *e, tacio_op_t
     }
     struct wlist *w = &f->side[d];
     wl_append(w, op);
-    set_loc(op, LOC_RX + d, 0);
     if (!w->ready || w->busy) {
         pthread_mutex_unlock(&e->lock);
         return TACIO_SUCCESS;
@@ -525,7 +501,7 @@ static void cancel_side_locked(struct efd *f, unsigned d,
     tacio_op_t *prev = NULL, *op = w->head;
     while (op) {
         tacio_op_t *next = op->priv_next;
-        bool mine = !h || op_handle(op) == h;
+        bool mine = !h || (op_handle(op) == h && owed_handle_cancel(op, h));
         if (mine && w->busy && op == w->head) {
             mark_cancel(op, atomic_load_explicit(op_word(op), memory_order_relaxed));
             mine = false;
@@ -541,7 +517,6 @@ static void cancel_side_locked(struct efd *f, unsigned d,
             w->head = next;
         if (w->tail == op)
             w->tail = prev;
-        set_loc(op, LOC_NONE, 0);
         park_cancelled(op, fin);
         op = next;
     }
@@ -555,10 +530,11 @@ static uint64_t deadline_of(const tacio_op_t *op)
     return op->priv_arg;
 }
 
+/* A timer's heap index lives in its priv_len (a timer has no length). */
 static void heap_put(struct ep *e, unsigned i, tacio_op_t *op)
 {
     e->heap[i] = op;
-    set_loc(op, LOC_TIMER, i);
+    op->priv_len = i;
 }
 
 static void sift_up(struct ep *e, unsigned i)
@@ -594,18 +570,17 @@ static void sift_down(struct ep *e, unsigned i)
 static void heap_remove(struct ep *e, unsigned i)
 {
     tacio_op_t *last = e->heap[--e->nheap];
-    set_loc(e->heap[i], LOC_NONE, 0);
     if (i == e->nheap)
         return;
     heap_put(e, i, last);
     sift_down(e, i);
-    sift_up(e, op_slot(last) & LOC_INDEX);
+    sift_up(e, last->priv_len);
 }
 
 static tacio_status_t heap_push(struct ep *e, tacio_op_t *op)
 {
     if (e->nheap == e->heapcap) {
-        if (e->heapcap > LOC_INDEX / 2)
+        if (e->heapcap > UINT32_MAX / 4)
             return TACIO_INSUFFICIENT_RESOURCES;
         unsigned cap = e->heapcap ? e->heapcap * 2 : 64;
         tacio_op_t **h = realloc(e->heap, cap * sizeof *h);
@@ -692,8 +667,7 @@ static void *worker_main(void *arg)
         if (!e->fq_head)
             e->fq_tail = NULL;
         e->fq_len--;
-        /* Running: cancel leaves it to complete naturally. */
-        set_loc(op, LOC_FILERUN, 0);
+        /* Running: out of the queue, so cancel leaves it to complete. */
         e->active++;
         pthread_mutex_unlock(&e->lock);
         tacio_status_t st;
@@ -738,7 +712,6 @@ static tacio_status_t submit_file(struct ep *e, tacio_op_t *op)
             e->fq_head = op;
         e->fq_tail = op;
         e->fq_len++;
-        set_loc(op, LOC_FILEQ, 0);
         pthread_cond_signal(&e->work);
     }
     pthread_mutex_unlock(&e->lock);
@@ -758,8 +731,7 @@ static bool fq_unlink_locked(struct ep *e, tacio_op_t *op)
         if (e->fq_tail == it)
             e->fq_tail = prev;
         e->fq_len--;
-        set_loc(op, LOC_NONE, 0);
-        return true;
+            return true;
     }
     return false;
 }
@@ -770,7 +742,7 @@ static void cancel_files_locked(struct ep *e, const struct tacio_handle *h, stru
     tacio_op_t *op = e->fq_head;
     while (op) {
         tacio_op_t *next = op->priv_next;
-        if (!h || op_handle(op) == h) {
+        if (!h || (op_handle(op) == h && owed_handle_cancel(op, h))) {
             fq_unlink_locked(e, op);
             park_cancelled(op, fin);
         }
@@ -799,38 +771,31 @@ static tacio_status_t e_submit(struct tacio_port *p, tacio_op_t *op, bool defer)
     }
 }
 
-/* Take op out if it is armed and not running. */
+/* Take op out if it is armed and not running. Where it would be follows
+ * from its kind and handle; finding it there proves it is armed. */
 static void take_armed_locked(struct ep *e, tacio_op_t *op, struct oplist *fin)
 {
-    unsigned loc = op_loc(op);
-    switch (loc) {
-    case LOC_RX:
-    case LOC_TX: {
-        unsigned d = loc - LOC_RX;
-        struct efd *f = op_handle(op)->bdata;
-        if (!f || (f->side[d].busy && f->side[d].head == op))
-            return; /* running: its runner decides */
-        if (wl_unlink(&f->side[d], op)) {
-            set_loc(op, LOC_NONE, 0);
-            park_cancelled(op, fin);
-            release_locked(e, f, op_handle(op));
-        }
-        return;
-    }
-    case LOC_FILEQ:
-        if (fq_unlink_locked(e, op))
-            park_cancelled(op, fin);
-        return;
-    case LOC_TIMER: {
-        unsigned i = op_slot(op) & LOC_INDEX;
+    struct tacio_handle *h = op_handle(op);
+    if (op_kind(op) == K_TIMER) {
+        unsigned i = op->priv_len;
         if (i < e->nheap && e->heap[i] == op) {
             heap_remove(e, i);
             park_cancelled(op, fin);
         }
         return;
     }
-    default:
-        return; /* a file op running, or not armed yet: the bit decides */
+    if (h->type == H_FILE) {
+        if (fq_unlink_locked(e, op)) /* a running one is out of the queue */
+            park_cancelled(op, fin);
+        return;
+    }
+    struct efd *f = h->bdata;
+    unsigned d = side_of(op);
+    if (!f || (f->side[d].busy && f->side[d].head == op))
+        return; /* not armed yet, or running: the cancel bit decides */
+    if (wl_unlink(&f->side[d], op)) {
+        park_cancelled(op, fin);
+        release_locked(e, f, h);
     }
 }
 
@@ -865,7 +830,12 @@ static tacio_status_t e_cancel_handle(struct tacio_port *p, struct tacio_handle 
     if (f) {
         cancel_side_locked(f, DIR_RX, h, &fin);
         cancel_side_locked(f, DIR_TX, h, &fin);
-        release_locked(e, f, h);
+        /* Only while the fd is surely open: an op taken here keeps it so,
+         * and a closing handle with no op at all is closed after this
+         * returns. Otherwise the op that holds it may be closing it now. */
+        uint32_t use = atomic_load_explicit(&h->use, memory_order_acquire);
+        if (fin.head || ((use & USE_CLOSING) && use < USE_ONE))
+            release_locked(e, f, h);
     }
     if (h->type == H_FILE)
         cancel_files_locked(e, h, &fin);
@@ -977,15 +947,12 @@ static void e_drain(struct tacio_port *p, struct oplist *out)
         cancel_files_locked(e, NULL, &fin);
         if (!e->active)
             break;
-        /* Running syscalls and file work end on their own; their results
-         * come back through done. */
+        /* Running syscalls and file work end on their own; their threads
+         * queue the results before they leave. */
         pthread_cond_wait(&e->quiet, &e->lock);
     }
-    struct oplist finished = e->done; /* finished by other threads already */
-    e->done = (struct oplist){0};
     pthread_mutex_unlock(&e->lock);
     finish_all(p, &fin, out, &succ);
-    append_list(out, &finished);
     cancel_successors(p, &succ, out);
 }
 

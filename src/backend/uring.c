@@ -568,7 +568,8 @@ static void u_wake(struct tacio_port *p)
     if (atomic_exchange_explicit(&u->wake_pending, true, memory_order_relaxed))
         return;
     pthread_mutex_lock(&u->sq_lock);
-    struct io_uring_sqe *sqe = get_sqe_locked(u);
+    /* After the drain nobody waits, and after fini the ring is gone. */
+    struct io_uring_sqe *sqe = u->closing ? NULL : get_sqe_locked(u);
     if (sqe) {
         io_uring_prep_nop(sqe);
         io_uring_sqe_set_data64(sqe, UD_WAKE);

@@ -211,7 +211,8 @@ tacio_status_t tacio_handle_close(tacio_handle_t *h)
     end_queued(h);
 
     struct tacio_port *p = h->port;
-    if (prev >= USE_ONE && !atomic_load_explicit(&p->closed, memory_order_acquire))
+    /* Even with nothing in flight: a backend may hold the fd (epoll set). */
+    if (!atomic_load_explicit(&p->closed, memory_order_acquire))
         p->be->cancel_handle(p, h);
     close_fd_if_last(h, atomic_load_explicit(&h->use, memory_order_acquire));
     tacio__handle_unref(h);

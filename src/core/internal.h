@@ -17,7 +17,7 @@
  *   bits 8-31 generation, advanced by every start
  * priv_slot: bits 24-31 operation kind; bits 0-23 the handle's cancel epoch
  * at start (mod 2^24) until the backend arms it, then the backend's slot. */
-enum { OP_IDLE = 0, OP_INFLIGHT = 1, OP_DONE = 2 };
+enum { OP_IDLE = 0, OP_INFLIGHT = 1, OP_DONE = 2, OP_STARTING = 3 };
 #define OPW_STATE_MASK 7u
 #define OPW_CANCEL 8u
 #define OPW_GEN_SHIFT 8
@@ -60,7 +60,7 @@ enum handle_type { H_FILE = 1, H_PIPE, H_STREAM, H_DGRAM, H_TIMER };
 #define HINT_RX_TRY 1u
 
 struct tacio_handle {
-    uint32_t magic;
+    _Atomic uint32_t magic; /* atomic: checked by calls racing the handle's release */
     uint8_t type;
     uint8_t seqpacket;      /* SOCK_SEQPACKET: record boundaries, stream order */
     uint16_t flags;
@@ -95,7 +95,7 @@ struct waiter {
 };
 
 struct tacio_port {
-    uint32_t magic;
+    _Atomic uint32_t magic;
     const struct tacio_backend *be;
     void *bctx;
     unsigned concurrency;

@@ -16,11 +16,13 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind)
     uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
     if ((w & OPW_STATE_MASK) != OP_IDLE || (w & OPW_CANCEL))
         return false;
-    uint32_t nw = (((w >> OPW_GEN_SHIFT) + 1) << OPW_GEN_SHIFT) | OP_INFLIGHT;
-    /* acquire: pairs with the release in tacio__op_release, so the previous
+    uint32_t gen = ((w >> OPW_GEN_SHIFT) + 1) << OPW_GEN_SHIFT;
+    /* Claim the record (STARTING) before writing its fields, so a second
+     * start of the same record is refused without touching them. acquire:
+     * pairs with the release in tacio__op_release, so the previous
      * operation's last writes to the record happen before this one's. */
-    if (!atomic_compare_exchange_strong_explicit(op_word(op), &w, nw, memory_order_acquire,
-                                                 memory_order_relaxed))
+    if (!atomic_compare_exchange_strong_explicit(op_word(op), &w, gen | OP_STARTING,
+                                                 memory_order_acquire, memory_order_relaxed))
         return false;
     op->priv_handle = h;
     /* Until the backend gives it a slot, the low bits hold the handle's
@@ -31,6 +33,8 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind)
     op->priv_next = NULL;
     op->status = TACIO_PENDING;
     op->bytes = 0;
+    /* release: a cancel that sees INFLIGHT also sees the fields above. */
+    atomic_store_explicit(op_word(op), gen | OP_INFLIGHT, memory_order_release);
     return true;
 }
 

@@ -38,6 +38,8 @@ static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 static bool leave_running_locked(struct tacio_port *p);
+static bool hold_for_kick_locked(struct tacio_port *p, bool kick);
+static void kick_after_unlock(struct tacio_port *p, bool kick);
 
 /* Runs when a thread that batched submissions or counted as running exits,
  * so neither is lost with it. Thread-local storage is still valid here. */
@@ -51,10 +53,9 @@ static void thread_exit(void *unused)
     struct tacio_port *r = tls.running;
     if (r && r->magic == PORT_MAGIC) {
         pthread_mutex_lock(&r->lock);
-        bool kick = leave_running_locked(r);
+        bool kick = hold_for_kick_locked(r, leave_running_locked(r));
         pthread_mutex_unlock(&r->lock);
-        if (kick)
-            r->be->wake(r);
+        kick_after_unlock(r, kick);
     }
 }
 
@@ -157,12 +158,12 @@ static tacio_status_t init_backend(struct tacio_port *p, const char *name, unsig
     const struct tacio_backend *be = backend_named(chosen ? name : "io_uring");
     if (!be) {
         snprintf(p->why, sizeof p->why, "unknown or unbuilt backend \"%s\" (known: io_uring%s)",
-                 name, &tacio__backend_epoll ? ", epoll" : "");
+                 name, ", epoll");
         return TACIO_NOT_SUPPORTED;
     }
     p->be = be;
     tacio_status_t st = be->init(p, depth, p->why, sizeof p->why);
-    if (st != TACIO_NOT_SUPPORTED || chosen || !&tacio__backend_epoll)
+    if (st != TACIO_NOT_SUPPORTED || chosen)
         return st;
     char first[160];
     snprintf(first, sizeof first, "%.159s", p->why);
@@ -300,6 +301,24 @@ static bool release_locked(struct tacio_port *p)
     return p->poller;
 }
 
+/* A wake decided under p->lock is made after it is released. The port
+ * reference taken here keeps the backend alive until then, whatever a
+ * concurrent close does meanwhile. */
+static bool hold_for_kick_locked(struct tacio_port *p, bool kick)
+{
+    if (kick)
+        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    return kick;
+}
+
+static void kick_after_unlock(struct tacio_port *p, bool kick)
+{
+    if (!kick)
+        return;
+    p->be->wake(p);
+    tacio__port_unref(p);
+}
+
 static bool leave_running_locked(struct tacio_port *p)
 {
     if (tls.running != p)
@@ -344,10 +363,9 @@ void tacio__port_complete_list(struct tacio_port *p, struct oplist *l)
     /* While a close is in progress, entries still queue: the closing thread
      * hands them to discard. */
     append_locked(p, l);
-    bool kick = release_locked(p);
+    bool kick = hold_for_kick_locked(p, release_locked(p));
     pthread_mutex_unlock(&p->lock);
-    if (kick)
-        p->be->wake(p);
+    kick_after_unlock(p, kick);
     *l = (struct oplist){0};
 }
 
@@ -434,10 +452,9 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
     if (other && other != p && other->magic == PORT_MAGIC) {
         /* Waiting here ends this thread's running period on the other port too. */
         pthread_mutex_lock(&other->lock);
-        bool k = leave_running_locked(other);
+        bool k = hold_for_kick_locked(other, leave_running_locked(other));
         pthread_mutex_unlock(&other->lock);
-        if (k)
-            other->be->wake(other);
+        kick_after_unlock(other, k);
     }
     int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
     tacio_status_t st;
@@ -505,9 +522,9 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
             }
         }
     }
+    kick = hold_for_kick_locked(p, kick);
     pthread_mutex_unlock(&p->lock);
-    if (kick)
-        p->be->wake(p);
+    kick_after_unlock(p, kick);
     if (got)
         *count = deliver(p, got, entries);
     atomic_fetch_sub_explicit(&p->inside, 1, memory_order_release);
@@ -536,9 +553,9 @@ void tacio_port_blocking_begin(tacio_port_t *p)
     bool kick = release_locked(p);
     if (!kick && p->waiters && !p->poller)
         wake_waiter_locked(p);
+    kick = hold_for_kick_locked(p, kick);
     pthread_mutex_unlock(&p->lock);
-    if (kick)
-        p->be->wake(p);
+    kick_after_unlock(p, kick);
 }
 
 void tacio_port_blocking_end(tacio_port_t *p)
@@ -588,11 +605,10 @@ tacio_status_t tacio_port_post(tacio_port_t *p, uint64_t key, uint64_t bytes, vo
         return TACIO_PORT_DISCONNECTED;
     }
     append_locked(p, &l);
-    bool kick = release_locked(p);
+    bool kick = hold_for_kick_locked(p, release_locked(p));
     pthread_mutex_unlock(&p->lock);
     stat_add(&p->st.posted, 1);
-    if (kick)
-        p->be->wake(p);
+    kick_after_unlock(p, kick);
     return TACIO_SUCCESS;
 }
 
