@@ -31,15 +31,24 @@ static inline _Atomic uint32_t *op_word(tacio_op_t *op)
 {
     return (_Atomic uint32_t *)(void *)&op->priv_word;
 }
-static inline unsigned op_kind(const tacio_op_t *op) { return op->priv_slot >> 24; }
-static inline uint32_t op_slot(const tacio_op_t *op) { return op->priv_slot & 0xFFFFFFu; }
+/* priv_slot and priv_handle are read by tacio_cancel racing a restart of
+ * the same record, so they are accessed atomically (relaxed: plain moves). */
+static inline unsigned op_kind(const tacio_op_t *op)
+{
+    return __atomic_load_n(&op->priv_slot, __ATOMIC_RELAXED) >> 24;
+}
+static inline uint32_t op_slot(const tacio_op_t *op)
+{
+    return __atomic_load_n(&op->priv_slot, __ATOMIC_RELAXED) & 0xFFFFFFu;
+}
 static inline void op_set_slot(tacio_op_t *op, uint32_t slot)
 {
-    op->priv_slot = (op->priv_slot & 0xFF000000u) | (slot & 0xFFFFFFu);
+    uint32_t v = __atomic_load_n(&op->priv_slot, __ATOMIC_RELAXED);
+    __atomic_store_n(&op->priv_slot, (v & 0xFF000000u) | (slot & 0xFFFFFFu), __ATOMIC_RELAXED);
 }
 static inline struct tacio_handle *op_handle(const tacio_op_t *op)
 {
-    return (struct tacio_handle *)op->priv_handle;
+    return (struct tacio_handle *)__atomic_load_n(&op->priv_handle, __ATOMIC_RELAXED);
 }
 
 /* ---- handles ------------------------------------------------------------ */
@@ -95,12 +104,14 @@ struct waiter {
 };
 
 struct tacio_port {
+    /* First, and initialised once per allocation: ports are recycled, never
+     * freed, and a stale call racing a close may still lock it. */
+    pthread_mutex_t lock;   /* queue, waiters, running, poller, closed */
     _Atomic uint32_t magic;
     const struct tacio_backend *be;
     void *bctx;
     unsigned concurrency;
 
-    pthread_mutex_t lock;   /* queue, waiters, running, poller, closed */
     tacio_op_t *qhead, *qtail;
     struct waiter *waiters; /* LIFO stack */
     unsigned running;
@@ -148,7 +159,8 @@ static inline void oplist_push(struct oplist *l, tacio_op_t *op)
 /* ---- the state machine (op.c) --------------------------------------------- */
 
 /* Start: IDLE -> INFLIGHT, generation advanced. False if the record is in use. */
-TACIO_INTERNAL bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind);
+TACIO_INTERNAL bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind,
+                                    void *buf, uint32_t len, uint64_t arg);
 
 /* The only transition out of INFLIGHT; every backend and every synchronous
  * path calls it. Exactly one caller wins for a given (record, generation);
@@ -190,7 +202,7 @@ static inline uint32_t op_gen(tacio_op_t *op)
 static inline bool op_is_stream_tx(const tacio_op_t *op)
 {
     unsigned k = op_kind(op);
-    uint8_t t = ((const struct tacio_handle *)op->priv_handle)->type;
+    uint8_t t = op_handle(op)->type;
     return (k == K_SEND || k == K_WRITE) && (t == H_STREAM || t == H_PIPE);
 }
 static inline uint64_t tacio__stream_progress(const tacio_op_t *op)

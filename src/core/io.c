@@ -160,14 +160,11 @@ static tacio_status_t start(struct tacio_handle *h, tacio_op_t *op, const struct
         return reject(op, st);
     if (!tacio__handle_use_begin(h))
         return reject(op, TACIO_FILE_CLOSED);
-    if (!tacio__op_begin(op, h, a->kind)) {
+    if (!tacio__op_begin(op, h, a->kind, a->buf, (uint32_t)a->len, a->arg)) {
         tacio__handle_use_end(h);
         tacio__handle_unref(h);
         return TACIO_OP_IN_USE;
     }
-    op->priv_buf = a->buf;
-    op->priv_len = (uint32_t)a->len;
-    op->priv_arg = a->arg;
     if (!tacio__dir_enter(op))
         return TACIO_PENDING; /* waits behind the op that has the turn */
     return run(op, false);
@@ -311,14 +308,11 @@ tacio_status_t tacio_timer_start(tacio_port_t *p, tacio_op_t *op, uint64_t key, 
         return reject(op, TACIO_PORT_DISCONNECTED);
     struct tacio_handle *h = &p->timers;
     tacio__handle_use_begin(h);
-    if (!tacio__op_begin(op, h, K_TIMER)) {
+    if (!tacio__op_begin(op, h, K_TIMER, (void *)(uintptr_t)key, 0, ns)) {
         tacio__handle_use_end(h);
         tacio__handle_unref(h);
         return TACIO_OP_IN_USE;
     }
-    op->priv_buf = (void *)(uintptr_t)key;
-    op->priv_len = 0;
-    op->priv_arg = ns;
     return run(op, false);
 }
 

@@ -11,7 +11,8 @@
 #include <sched.h>
 #include "core/internal.h"
 
-bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind)
+bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind, void *buf,
+                     uint32_t len, uint64_t arg)
 {
     uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
     if ((w & OPW_STATE_MASK) != OP_IDLE || (w & OPW_CANCEL))
@@ -24,13 +25,18 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind)
     if (!atomic_compare_exchange_strong_explicit(op_word(op), &w, gen | OP_STARTING,
                                                  memory_order_acquire, memory_order_relaxed))
         return false;
-    op->priv_handle = h;
+    __atomic_store_n(&op->priv_handle, (void *)h, __ATOMIC_RELAXED);
     /* Until the backend gives it a slot, the low bits hold the handle's
      * cancel epoch at start: a cancel_handle or close that comes before the
      * op reaches the kernel is owed to it too. */
-    op->priv_slot = (uint32_t)kind << 24 |
-                    (atomic_load_explicit(&h->cancel_epoch, memory_order_acquire) & 0xFFFFFFu);
+    __atomic_store_n(&op->priv_slot,
+                     (uint32_t)kind << 24 |
+                         (atomic_load_explicit(&h->cancel_epoch, memory_order_acquire) & 0xFFFFFFu),
+                     __ATOMIC_RELAXED);
     op->priv_next = NULL;
+    op->priv_buf = buf;
+    op->priv_len = len;
+    op->priv_arg = arg;
     op->status = TACIO_PENDING;
     op->bytes = 0;
     /* release: a cancel that sees INFLIGHT also sees the fields above. */
@@ -40,7 +46,7 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind)
 
 unsigned tacio__op_dir(const tacio_op_t *op)
 {
-    const struct tacio_handle *h = op->priv_handle;
+    const struct tacio_handle *h = op_handle(op);
     if (h->type != H_STREAM && h->type != H_PIPE)
         return DIR_NONE;
     switch (op_kind(op)) {

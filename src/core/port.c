@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,10 +193,13 @@ tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options
     if (p)
         free_ports = p->free_next;
     pthread_mutex_unlock(&free_lock);
-    if (!p && !(p = malloc(sizeof *p)))
-        return TACIO_NO_MEMORY;
-    memset(p, 0, sizeof *p);
-    pthread_mutex_init(&p->lock, NULL);
+    if (!p) {
+        if (!(p = malloc(sizeof *p)))
+            return TACIO_NO_MEMORY;
+        pthread_mutex_init(&p->lock, NULL);
+    }
+    memset((char *)p + offsetof(struct tacio_port, magic), 0,
+           sizeof *p - offsetof(struct tacio_port, magic));
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     p->concurrency = o.concurrency ? o.concurrency : (unsigned)(ncpu > 0 ? ncpu : 1);
     p->timers.type = H_TIMER;
@@ -209,7 +213,6 @@ tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options
         fprintf(stderr, "tacio: port %p: %s\n", (void *)p, p->why);
     if (st != TACIO_SUCCESS) {
         tacio__set_error("%s", p->why);
-        pthread_mutex_destroy(&p->lock);
         p->magic = PORT_DEAD;
         pthread_mutex_lock(&free_lock);
         p->free_next = free_ports;
@@ -236,7 +239,6 @@ void tacio__port_unref(struct tacio_port *p)
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
         return;
     p->be->destroy(p);
-    pthread_mutex_destroy(&p->lock);
     pthread_mutex_lock(&free_lock);
     p->free_next = free_ports;
     free_ports = p;
