@@ -18,6 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -713,3 +717,19 @@ int tt_main(const tt_case_t *cases, size_t n, int argc, char **argv)
         return TT_EXIT_SKIP;
     return 0;
 }
+
+/* Make io_uring_setup fail with err in this process (the test child), the way
+ * container runtimes' seccomp profiles do. */
+void tt_deny_io_uring(int err)
+{
+    struct sock_filter prog[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog fp = {.len = sizeof prog / sizeof prog[0], .filter = prog};
+    ASSERT_EQ_INT(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+    ASSERT_EQ_INT(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp), 0);
+}
+

@@ -206,6 +206,8 @@ int tt_tcp_listener(int backlog, struct sockaddr_in *addr);
 void tt_closed_port(int type, struct sockaddr_in *addr);
 /* pipe2(O_CLOEXEC): fds[0] read end, fds[1] write end. */
 void tt_pipe(int fds[2]);
+/* io_uring_setup fails with err from now on in this process (seccomp). */
+void tt_deny_io_uring(int err);
 /* A regular file of size bytes filled with tt_pattern_byte(offset), opened
  * O_RDWR|O_CLOEXEC. It lives in a mkdtemp directory (TMPDIR or /tmp) and
  * is unlinked at once, so nothing is left behind. */

@@ -12,23 +12,10 @@
 
 #include "tacio-test.h"
 
-/* Make io_uring_setup fail with err in this process (the test child). */
-static void deny_io_uring(int err)
-{
-    struct sock_filter prog[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog fp = {.len = sizeof prog / sizeof prog[0], .filter = prog};
-    ASSERT_EQ_INT(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-    ASSERT_EQ_INT(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp), 0);
-}
 
 static void expect_refused(int err, const char *words)
 {
-    deny_io_uring(err);
+    tt_deny_io_uring(err);
     tacio_port_t *p = (tacio_port_t *)0x1;
     tacio_port_options_t o = {.backend = "io_uring"};
     ASSERT_EQ_STATUS(tacio_port_create_ex(&p, &o), TACIO_NOT_SUPPORTED);
