@@ -18,6 +18,7 @@
  * stderr, on any connect, protocol or I/O error.
  */
 #include "bench-common.h"
+#include "bench-util.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,11 +32,6 @@ enum {
 	PATTERN_PERIOD = 251, /* prime: every round's shift gives other bytes */
 	CONNECT_TIMEOUT_MS = 5000,
 	STALL_SECONDS = 5, /* without any round trip: give up */
-	/* Log-linear latency histogram over nanoseconds: 64 sub-buckets per
-	 * power of two, so a reported percentile is within 1/64 (1.6%). */
-	HIST_SUB_BITS = 6,
-	HIST_SUB = 1 << HIST_SUB_BITS,
-	HIST_BUCKETS = 64 * HIST_SUB,
 };
 
 struct options {
@@ -62,7 +58,7 @@ struct load {
 	struct conn *conns;
 	unsigned char *pattern; /* size + PATTERN_PERIOD bytes */
 	uint64_t rts;           /* round trips completed in the current phase */
-	uint64_t hist[HIST_BUCKETS];
+	struct hist hist;       /* their latencies (bench-util.h) */
 };
 
 static void die(const char *fmt, const char *arg, int err)
@@ -73,52 +69,6 @@ static void die(const char *fmt, const char *arg, int err)
 		fprintf(stderr, ": %s", strerror(err));
 	fputc('\n', stderr);
 	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static unsigned hist_index(uint64_t v)
-{
-	unsigned shift;
-
-	if (v < HIST_SUB)
-		return (unsigned)v;
-	shift = (unsigned)(63 - __builtin_clzll(v)) - HIST_SUB_BITS;
-	/* v >> shift is in [HIST_SUB, 2 * HIST_SUB) */
-	return (shift + 1) * HIST_SUB + (unsigned)(v >> shift) - HIST_SUB;
-}
-
-/* Middle of the bucket's range, in nanoseconds. */
-static double hist_value(unsigned idx)
-{
-	unsigned shift;
-
-	if (idx < 2 * HIST_SUB)
-		return idx;
-	shift = idx / HIST_SUB - 1;
-	return (double)(((uint64_t)(idx % HIST_SUB + HIST_SUB) << shift) +
-			((uint64_t)1 << shift) / 2);
-}
-
-static double hist_percentile(const struct load *l, double p)
-{
-	uint64_t want = (uint64_t)(p * (double)l->rts + 0.5);
-	uint64_t seen = 0;
-
-	if (want == 0)
-		want = 1;
-	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-		seen += l->hist[i];
-		if (seen >= want)
-			return hist_value(i);
-	}
-	return 0;
 }
 
 static double cpu_seconds_self(void)
@@ -221,7 +171,7 @@ static void on_readable(struct load *l, struct conn *c)
 	if (memcmp(c->rbuf, l->pattern + c->shift, l->opt.size) != 0)
 		die("%s", "echoed bytes differ from the bytes sent", 0);
 	now = now_ns();
-	l->hist[hist_index(now - c->t0)]++;
+	hist_add(&l->hist, now - c->t0);
 	l->rts++;
 	start_round(l, c, now);
 }
@@ -381,7 +331,7 @@ int main(int argc, char **argv)
 	run_until(&l, t0 + (uint64_t)(l.opt.warmup * 1e9));
 
 	/* The measured window: everything counted afresh from here. */
-	memset(l.hist, 0, sizeof(l.hist));
+	memset(&l.hist, 0, sizeof(l.hist));
 	l.rts = 0;
 	cpu0 = cpu_seconds_self();
 	if (l.opt.server_pid != 0)
@@ -403,7 +353,7 @@ int main(int argc, char **argv)
 	}
 	printf("rps=%.0f p50_us=%.1f p99_us=%.1f server_cpu_s=%s cpu_us_per_rt=%s"
 	       " client_cpu_pct=%.1f\n",
-	       rps, hist_percentile(&l, 0.50) / 1e3, hist_percentile(&l, 0.99) / 1e3,
+	       rps, hist_percentile(&l.hist, 0.50) / 1e3, hist_percentile(&l.hist, 0.99) / 1e3,
 	       srv_s, per_rt, (cpu1 - cpu0) * 100.0 / secs);
 	fflush(stdout);
 	return 0;
