@@ -151,13 +151,10 @@ static tacio_status_t reject(tacio_op_t *op, tacio_status_t st)
     return st;
 }
 
+/* Callers have run pre() (op, handle, port checked); a close racing from
+ * here on is caught by use_begin, a port close by run(). */
 static tacio_status_t start(struct tacio_handle *h, tacio_op_t *op, const struct args *a)
 {
-    if (!op)
-        return TACIO_INVALID_PARAMETER;
-    tacio_status_t st = check_handle(h);
-    if (st != TACIO_SUCCESS)
-        return reject(op, st);
     if (!tacio__handle_use_begin(h))
         return reject(op, TACIO_FILE_CLOSED);
     if (!tacio__op_begin(op, h, a->kind, a->buf, (uint32_t)a->len, a->arg)) {
