@@ -1850,6 +1850,85 @@ TT_CASE(post_racing_port_close)
     g_post_hook = NULL;
 }
 
+/* ---- (g2) starts racing the close of their handle ---------------------------------------- */
+
+/* A thread writes to a pipe through its handle in a loop while the main
+ * thread closes the handle. A start that checked the handle just before the
+ * close dropped the last reference must be answered FILE_CLOSED or
+ * INVALID_HANDLE without reviving the handle: reviving it made its release
+ * free it a second time, and the free list then gave one handle to two
+ * later opens (found by test-stress on epoll under ASan). */
+typedef struct sc {
+    tacio_handle_t *h;
+    rec_t *r;
+    _Atomic int go;
+    unsigned writes;
+    tacio_status_t last;
+} sc_t;
+
+static void *sc_writer(void *arg)
+{
+    sc_t *c = arg;
+    atomic_store_explicit(&c->go, 1, memory_order_release);
+    for (;;) {
+        arm(c->r);
+        tacio_status_t st =
+            started(c->r, tacio_write(c->h, &c->r->op, "x", 1, TACIO_OFFSET_NONE));
+        if (st != TACIO_SUCCESS) {
+            c->last = st;
+            return NULL;
+        }
+        c->writes++;
+    }
+}
+
+TT_CASE(start_racing_handle_close)
+{
+    const unsigned n = iters(12000);
+    tacio_port_t *p = tt_port(0);
+    recs_alloc(1, 16);
+    unsigned closed_first = 0, raced = 0;
+    for (unsigned i = 0; i < n; i++) {
+        tt_context("iter %u/%u", i, n);
+        int fds[2];
+        tt_pipe(fds);
+        sc_t c = { .h = tt_handle(p, fds[1], 1, 0), .r = &g_rec[0] };
+        pthread_t t;
+        ASSERT_EQ_INT(pthread_create(&t, NULL, sc_writer, &c), 0);
+        while (!atomic_load_explicit(&c.go, memory_order_acquire))
+            cpu_relax();
+        spin_ns(tt_rand_below(20000));
+        ASSERT_OK(tacio_handle_close(c.h));
+        pthread_join(t, NULL);
+        if (c.last == TACIO_PENDING) /* the pipe filled up: the close cancels it */
+            wait_rec(p, c.r, 5000, "write pending at close");
+        else if (c.last != TACIO_FILE_CLOSED && c.last != TACIO_INVALID_HANDLE)
+            TT_FAIL("a write racing the close returned %s", sname(c.last));
+        if (c.last == TACIO_INVALID_HANDLE)
+            closed_first++;
+        else
+            raced++;
+        ASSERT_EQ_STATUS(tacio_handle_close(c.h), TACIO_INVALID_HANDLE);
+        close(fds[0]);
+        /* The handle was freed once: two new opens get two different handles. */
+        int a[2], b[2];
+        tt_pipe(a);
+        tt_pipe(b);
+        tacio_handle_t *ha = tt_handle(p, a[0], 2, 0), *hb = tt_handle(p, b[0], 3, 0);
+        if (ha == hb)
+            TT_FAIL("two open handles share one record %p: a handle was freed twice", (void *)ha);
+        ASSERT_OK(tacio_handle_close(ha));
+        ASSERT_OK(tacio_handle_close(hb));
+        close(a[1]);
+        close(b[1]);
+    }
+    tt_context("%s", "");
+    note("%u closes raced by writes: %u writes saw FILE_CLOSED or a pending cancel, %u saw "
+         "the handle already gone", n, raced, closed_first);
+    settle_and_close(p);
+    recs_free();
+}
+
 /* ---- (h) the issuing thread exits right after starting ------------------------------------ */
 
 /* A thread starts a receive and exits while it is pending (as a plain
@@ -2011,6 +2090,7 @@ static tt_case_t tt_cases[] = {
     TT_ENTRY(reused_record_old_cancel, 120),
     TT_ENTRY(port_close_races_ops_and_posts, 120),
     TT_ENTRY(post_racing_port_close, 120),
+    TT_ENTRY(start_racing_handle_close, 120),
     TT_ENTRY(issuing_thread_exits, 120),
 };
 

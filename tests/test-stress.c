@@ -283,7 +283,7 @@ static int obj_close(obj_t *o)
         if (h) {
             tacio_status_t st = tacio_handle_close(h);
             if (st != TACIO_SUCCESS)
-                TT_FAIL("tacio_handle_close: %s", tacio_status_name(st));
+                TT_FAIL("tacio_handle_close: %s (%s)", tacio_status_name(st), tacio_last_error());
         }
     }
     atomic_store_explicit(&o->state, OBJ_CLOSED, memory_order_release);

@@ -155,7 +155,15 @@ static void close_fd_if_last(struct tacio_handle *h, uint32_t now)
 
 bool tacio__handle_use_begin(struct tacio_handle *h)
 {
-    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    /* Only from a live count: a start racing the close that dropped the last
+     * reference must not revive the handle, or its release would free it a
+     * second time (the free list would then hand one handle to two opens). */
+    uint32_t r = atomic_load_explicit(&h->refs, memory_order_relaxed);
+    do {
+        if (r == 0)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&h->refs, &r, r + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
     uint32_t prev = atomic_fetch_add_explicit(&h->use, USE_ONE, memory_order_acquire);
     if (!(prev & USE_CLOSING))
         return true;
@@ -201,11 +209,16 @@ static void end_queued(struct tacio_handle *h)
 
 tacio_status_t tacio_handle_close(tacio_handle_t *h)
 {
-    if (!tacio__handle_valid(h))
+    if (!tacio__handle_valid(h)) {
+        tacio__set_error("handle %p is not an open tacio handle (magic %#x)", (void *)h,
+                         h ? h->magic : 0u);
         return TACIO_INVALID_HANDLE;
+    }
     uint32_t prev = atomic_fetch_or_explicit(&h->use, USE_CLOSING, memory_order_acq_rel);
-    if (prev & USE_CLOSING)
+    if (prev & USE_CLOSING) {
+        tacio__set_error("handle %p (fd %d) is already being closed", (void *)h, h->fd);
         return TACIO_INVALID_HANDLE;
+    }
     atomic_fetch_add_explicit(&h->cancel_epoch, 1, memory_order_release);
 
     end_queued(h);
