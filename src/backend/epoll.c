@@ -830,12 +830,9 @@ static tacio_status_t e_cancel_handle(struct tacio_port *p, struct tacio_handle 
     if (f) {
         cancel_side_locked(f, DIR_RX, h, &fin);
         cancel_side_locked(f, DIR_TX, h, &fin);
-        /* Only while the fd is surely open: an op taken here keeps it so,
-         * and a closing handle with no op at all is closed after this
-         * returns. Otherwise the op that holds it may be closing it now. */
-        uint32_t use = atomic_load_explicit(&h->use, memory_order_acquire);
-        if (fin.head || ((use & USE_CLOSING) && use < USE_ONE))
-            release_locked(e, f, h);
+        /* The fd is open here: the core's cancel and close hold a use of
+         * it across this call. */
+        release_locked(e, f, h);
     }
     if (h->type == H_FILE)
         cancel_files_locked(e, h, &fin);

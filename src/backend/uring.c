@@ -302,7 +302,11 @@ static tacio_status_t u_submit(struct tacio_port *p, tacio_op_t *op, bool defer)
     else if (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
         st = TACIO_FILE_CLOSED; /* the handle closed while it was starting */
     else if (op_slot(op) != epoch_now(h))
-        st = TACIO_CANCELLED; /* cancel_handle came after its start, before here */
+        /* cancel_handle or close came after its start, before here. The
+         * acquire in epoch_now makes a close's CLOSING (set before its epoch
+         * step) visible, so a close is told apart from a cancel. */
+        st = (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
+                 ? TACIO_FILE_CLOSED : TACIO_CANCELLED;
     else {
         uint32_t epoch = op_slot(op);
         uint32_t idx = slot_alloc(u, op, epoch);

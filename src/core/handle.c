@@ -214,8 +214,13 @@ tacio_status_t tacio_handle_close(tacio_handle_t *h)
                          h ? h->magic : 0u);
         return TACIO_INVALID_HANDLE;
     }
+    /* The closer is a user of the fd itself until the backend has let go of
+     * it (epoll_ctl on it below): otherwise the last op's end could close the
+     * fd, and the number be reused, under that call. */
+    atomic_fetch_add_explicit(&h->use, USE_ONE, memory_order_acquire);
     uint32_t prev = atomic_fetch_or_explicit(&h->use, USE_CLOSING, memory_order_acq_rel);
     if (prev & USE_CLOSING) {
+        tacio__handle_use_end(h);
         tacio__set_error("handle %p (fd %d) is already being closed", (void *)h, h->fd);
         return TACIO_INVALID_HANDLE;
     }
@@ -227,7 +232,7 @@ tacio_status_t tacio_handle_close(tacio_handle_t *h)
     /* Even with nothing in flight: a backend may hold the fd (epoll set). */
     if (!atomic_load_explicit(&p->closed, memory_order_acquire))
         p->be->cancel_handle(p, h);
-    close_fd_if_last(h, atomic_load_explicit(&h->use, memory_order_acquire));
+    tacio__handle_use_end(h); /* closes the fd if no op still names it */
     tacio__handle_unref(h);
     return TACIO_SUCCESS;
 }
@@ -236,15 +241,21 @@ tacio_status_t tacio_cancel_handle(tacio_handle_t *h)
 {
     if (!tacio__handle_valid(h))
         return TACIO_INVALID_HANDLE;
-    uint32_t use = atomic_load_explicit(&h->use, memory_order_acquire);
-    if (use & USE_CLOSING)
-        return TACIO_INVALID_HANDLE;
-    if (use < USE_ONE)
-        return TACIO_NOT_FOUND;
-    atomic_fetch_add_explicit(&h->cancel_epoch, 1, memory_order_release);
-    end_queued(h);
-    struct tacio_port *p = h->port;
-    if (!atomic_load_explicit(&p->closed, memory_order_acquire))
-        p->be->cancel_handle(p, h);
-    return TACIO_SUCCESS;
+    /* Held as a use for the same reason as in close: a racing close must not
+     * close the fd under the backend's cancel. */
+    uint32_t prev = atomic_fetch_add_explicit(&h->use, USE_ONE, memory_order_acquire);
+    tacio_status_t st = TACIO_SUCCESS;
+    if (prev & USE_CLOSING) {
+        st = TACIO_INVALID_HANDLE;
+    } else if (prev < USE_ONE) {
+        st = TACIO_NOT_FOUND;
+    } else {
+        atomic_fetch_add_explicit(&h->cancel_epoch, 1, memory_order_release);
+        end_queued(h);
+        struct tacio_port *p = h->port;
+        if (!atomic_load_explicit(&p->closed, memory_order_acquire))
+            p->be->cancel_handle(p, h);
+    }
+    tacio__handle_use_end(h);
+    return st;
 }
