@@ -733,3 +733,13 @@ void tt_deny_io_uring(int err)
     ASSERT_EQ_INT(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp), 0);
 }
 
+
+void tt_note(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "# %s: %s\n", tt_case_name(), line);
+}

@@ -99,6 +99,10 @@ void tt__fail_status(const char *file, int line, const char *ea, const char *eb,
                      tacio_status_t a, tacio_status_t b);
 
 #define TT_FAIL(...) tt__fail(__FILE__, __LINE__, __VA_ARGS__)
+
+/* One line "# <case>: <text>" on stderr: what a case measured. */
+__attribute__((format(printf, 1, 2)))
+void tt_note(const char *fmt, ...);
 #define TT_SKIP(...) tt__skip(__VA_ARGS__)
 
 /* A short description of what the case is doing now ("tcp_recv: after

@@ -180,6 +180,18 @@ TACIO_EXTERN tacio_status_t tacio_connect(tacio_handle_t *h, tacio_op_t *op, tac
  * writes still pending (start it after their completions). */
 TACIO_EXTERN tacio_status_t tacio_fsync(tacio_handle_t *h, tacio_op_t *op, int datasync);
 
+/* Events for tacio_poll (the values of POLLIN and POLLOUT). */
+#define TACIO_POLL_IN  0x001u
+#define TACIO_POLL_OUT 0x004u
+/* Wait until the socket or pipe shows one of events (readable, writable);
+ * no data moves. On success op->bytes is the poll(2) revents seen (an error
+ * or hang-up shows as POLLERR 0x8 / POLLHUP 0x10 with the events). It does
+ * not take a receive's or send's turn on a stream. events must be
+ * TACIO_POLL_IN, TACIO_POLL_OUT or both (on the epoll backend "both" wakes
+ * on readability edges only, and reports writability seen then). Not on
+ * files (TACIO_INVALID_DEVICE_REQUEST): they are always ready. */
+TACIO_EXTERN tacio_status_t tacio_poll(tacio_handle_t *h, tacio_op_t *op, unsigned events);
+
 /* tacio_cancel - ask that a pending operation end early (CancelIoEx).
  * RETURN VALUE: TACIO_SUCCESS: requested; the operation still completes
  *   exactly once, with TACIO_CANCELLED or its natural result if that won.

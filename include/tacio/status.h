@@ -73,7 +73,9 @@ typedef uint32_t tacio_status_t;
 #define TACIO_INVALID_CONNECTION  ((tacio_status_t)0xC0000140u) /* ENOTCONN */
 #define TACIO_INVALID_ADDRESS     ((tacio_status_t)0xC0000141u)
 #define TACIO_PIPE_BROKEN         ((tacio_status_t)0xC000014Bu)
+#define TACIO_INVALID_DEVICE_STATE ((tacio_status_t)0xC0000184u) /* call not valid in the object's state */
 #define TACIO_IO_DEVICE_ERROR     ((tacio_status_t)0xC0000185u)
+#define TACIO_POSSIBLE_DEADLOCK   ((tacio_status_t)0xC0000194u) /* a wait that could never end (from its own callback) */
 #define TACIO_INVALID_BUFFER_SIZE ((tacio_status_t)0xC0000206u) /* EMSGSIZE */
 #define TACIO_INVALID_ADDRESS_COMPONENT ((tacio_status_t)0xC0000207u) /* EADDRNOTAVAIL */
 #define TACIO_ADDRESS_ALREADY_EXISTS ((tacio_status_t)0xC000020Au) /* EADDRINUSE */

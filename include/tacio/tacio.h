@@ -4,4 +4,5 @@
 #include <tacio/status.h>
 #include <tacio/port.h>
 #include <tacio/io.h>
+#include <tacio/pool.h>
 #endif

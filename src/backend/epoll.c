@@ -259,6 +259,8 @@ static unsigned side_of(const tacio_op_t *op)
     case K_RECVFROM:
     case K_ACCEPT:
         return DIR_RX;
+    case K_POLL:
+        return (op->priv_arg & POLLIN) ? DIR_RX : DIR_TX;
     default:
         return DIR_TX;
     }

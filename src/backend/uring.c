@@ -238,6 +238,9 @@ static bool prep_locked(struct uring *u, tacio_op_t *op, uint32_t idx)
         /* connect() was started synchronously; wait for its outcome. */
         io_uring_prep_poll_add(sqe, fd, POLLOUT);
         break;
+    case K_POLL:
+        io_uring_prep_poll_add(sqe, fd, (unsigned)op->priv_arg);
+        break;
     case K_FSYNC:
         io_uring_prep_fsync(sqe, fd, op->priv_arg ? IORING_FSYNC_DATASYNC : 0);
         break;

@@ -34,12 +34,23 @@ static struct tacio_handle *handle_alloc(void)
 static void handle_free(struct tacio_handle *h)
 {
     struct tacio_port *p = h->port;
+    void (*on_free)(void *) = h->on_free;
+    void *ctx = h->on_free_ctx;
     h->magic = HANDLE_DEAD;
     pthread_mutex_lock(&free_lock);
     h->free_next = free_handles;
     free_handles = h;
     pthread_mutex_unlock(&free_lock);
+    if (on_free)
+        on_free(ctx);
     tacio__port_unref(p);
+}
+
+void tacio__handle_hold_deliveries(struct tacio_handle *h, void (*on_free)(void *), void *ctx)
+{
+    h->on_free = on_free;
+    h->on_free_ctx = ctx;
+    h->flags |= H_FLAG_HOLD;
 }
 
 bool tacio__handle_valid(const struct tacio_handle *h)

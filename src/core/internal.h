@@ -24,7 +24,7 @@ enum { OP_IDLE = 0, OP_INFLIGHT = 1, OP_DONE = 2, OP_STARTING = 3 };
 
 enum op_kind {
     K_NONE = 0, K_READ, K_WRITE, K_RECV, K_SEND, K_RECVFROM, K_SENDTO,
-    K_ACCEPT, K_CONNECT, K_FSYNC, K_TIMER, K_POSTED
+    K_ACCEPT, K_CONNECT, K_FSYNC, K_TIMER, K_POSTED, K_POLL
 };
 
 static inline _Atomic uint32_t *op_word(tacio_op_t *op)
@@ -88,8 +88,15 @@ struct tacio_handle {
     bool busy[2];
     tacio_op_t *qhead[2], *qtail[2];
     void *bdata;            /* the backend's per-handle state (io_uring: armed list) */
+    /* The pool's handles (H_FLAG_HOLD): a delivery keeps its reference until
+     * the pool's callback returned and calls tacio__handle_unref; on_free
+     * runs when the last reference goes, after the last callback. */
+    void (*on_free)(void *ctx);
+    void *on_free_ctx;
     struct tacio_handle *free_next;
 };
+/* Internal bit of tacio_handle.flags (public flags use the low bits). */
+#define H_FLAG_HOLD 0x8000u
 enum { DIR_RX = 0, DIR_TX = 1, DIR_NONE = 2 };
 
 /* ---- ports --------------------------------------------------------------- */
@@ -107,6 +114,7 @@ struct tacio_port {
     /* First, and initialised once per allocation: ports are recycled, never
      * freed, and a stale call racing a close may still lock it. */
     pthread_mutex_t lock;   /* queue, waiters, running, poller, closed */
+    pthread_cond_t slot_cv; /* threads back from blocking, waiting for a run slot (pool) */
     _Atomic uint32_t magic;
     const struct tacio_backend *be;
     void *bctx;
@@ -115,6 +123,7 @@ struct tacio_port {
     tacio_op_t *qhead, *qtail;
     struct waiter *waiters; /* LIFO stack */
     unsigned running;
+    unsigned slot_waiters;  /* threads in tacio__port_blocking_end_wait */
     bool poller;            /* a thread is inside be->wait */
     bool poller_in_kernel;
     _Atomic bool closed;
@@ -187,6 +196,8 @@ TACIO_INTERNAL bool tacio__op_mark_cancel(tacio_op_t *op);
 
 /* DONE -> IDLE and the handle's reference dropped: the record is the caller's. */
 TACIO_INTERNAL void tacio__op_release(tacio_op_t *op);
+/* tacio__op_release without dropping the handle reference (H_FLAG_HOLD). */
+TACIO_INTERNAL void tacio__op_release_keep_handle(tacio_op_t *op);
 
 /* Finish a started op in its start call: default mode returns the status,
  * queued-always mode queues the completion and returns PENDING. */
@@ -226,6 +237,15 @@ TACIO_INTERNAL void tacio__set_error(const char *fmt, ...) __attribute__((format
 
 /* ---- handles (handle.c) ------------------------------------------------------ */
 TACIO_INTERNAL void tacio__handle_unref(struct tacio_handle *h);
+/* For src/pool: make h's deliveries hold their reference (see H_FLAG_HOLD).
+ * Call before the first operation is started on h. */
+TACIO_INTERNAL void tacio__handle_hold_deliveries(struct tacio_handle *h, void (*on_free)(void *),
+                                                  void *ctx);
+/* Entries queued on p and not yet dequeued (a snapshot, for pool sizing). */
+TACIO_INTERNAL unsigned tacio__port_queued(struct tacio_port *p);
+/* tacio_port_blocking_end that waits for a run slot (running below the
+ * concurrency value) instead of running over it: the pool's strict cap. */
+TACIO_INTERNAL void tacio__port_blocking_end_wait(struct tacio_port *p);
 /* An op is starting: takes a use and a reference. False if h is closing. */
 TACIO_INTERNAL bool tacio__handle_use_begin(struct tacio_handle *h);
 TACIO_INTERNAL bool tacio__handle_valid(const struct tacio_handle *h);

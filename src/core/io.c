@@ -23,6 +23,8 @@ static bool try_first(struct tacio_handle *h, tacio_op_t *op)
     switch (op_kind(op)) {
     case K_CONNECT:
         return true; /* connect() itself starts the connection */
+    case K_POLL:
+        return true; /* one poll(2) with no wait: ready fds end at once */
     case K_SEND:
     case K_SENDTO:
     case K_WRITE:
@@ -292,6 +294,19 @@ tacio_status_t tacio_fsync(tacio_handle_t *h, tacio_op_t *op, int datasync)
     if (h->type != H_FILE)
         return reject(op, TACIO_INVALID_DEVICE_REQUEST);
     struct args a = {K_FSYNC, NULL, 0, datasync ? 1u : 0u};
+    return start(h, op, &a);
+}
+
+tacio_status_t tacio_poll(tacio_handle_t *h, tacio_op_t *op, unsigned events)
+{
+    tacio_status_t st = pre(h, op);
+    if (st != TACIO_SUCCESS)
+        return reject(op, st);
+    if (!events || (events & ~(TACIO_POLL_IN | TACIO_POLL_OUT)))
+        return reject(op, TACIO_INVALID_PARAMETER);
+    if (h->type == H_FILE)
+        return reject(op, TACIO_INVALID_DEVICE_REQUEST);
+    struct args a = {K_POLL, NULL, 0, events};
     return start(h, op, &a);
 }
 

@@ -229,13 +229,18 @@ bool tacio__op_mark_cancel(tacio_op_t *op)
     return true;
 }
 
-void tacio__op_release(tacio_op_t *op)
+void tacio__op_release_keep_handle(tacio_op_t *op)
 {
-    struct tacio_handle *h = op_handle(op);
     uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
     /* release: the record's final status and bytes are written before the
      * record becomes startable again (pairs with the acquire in begin). */
     atomic_store_explicit(op_word(op), (w & ~(OPW_STATE_MASK | OPW_CANCEL)) | OP_IDLE,
                           memory_order_release);
+}
+
+void tacio__op_release(tacio_op_t *op)
+{
+    struct tacio_handle *h = op_handle(op);
+    tacio__op_release_keep_handle(op);
     tacio__handle_unref(h);
 }

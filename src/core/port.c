@@ -197,6 +197,7 @@ tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options
         if (!(p = malloc(sizeof *p)))
             return TACIO_NO_MEMORY;
         pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->slot_cv, NULL);
     }
     memset((char *)p + offsetof(struct tacio_port, magic), 0,
            sizeof *p - offsetof(struct tacio_port, magic));
@@ -325,8 +326,11 @@ static bool leave_running_locked(struct tacio_port *p)
 {
     if (tls.running != p)
         return false;
-    if (!tls.blocked && p->running)
+    if (!tls.blocked && p->running) {
         p->running--;
+        if (p->slot_waiters)
+            pthread_cond_signal(&p->slot_cv);
+    }
     tls.running = NULL;
     tls.blocked = false;
     return release_locked(p);
@@ -411,6 +415,10 @@ static unsigned deliver(struct tacio_port *p, tacio_op_t *list, tacio_entry_t *e
             ph = op;
             if (!pt)
                 pt = op;
+        } else if (op_handle(op)->flags & H_FLAG_HOLD) {
+            /* The record is free again; its handle reference goes when
+             * the pool's callback has returned. */
+            tacio__op_release_keep_handle(op);
         } else {
             tacio__op_release(op);
         }
@@ -533,6 +541,16 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
     return st;
 }
 
+unsigned tacio__port_queued(struct tacio_port *p)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (tacio_op_t *op = p->qhead; op && n < 1024; op = op->priv_next)
+        n++;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 tacio_status_t tacio_port_flush(tacio_port_t *p)
 {
     if (!port_open(p))
@@ -548,8 +566,11 @@ void tacio_port_blocking_begin(tacio_port_t *p)
     flush_deferred(p);
     pthread_mutex_lock(&p->lock);
     tls.blocked = true;
-    if (p->running)
+    if (p->running) {
         p->running--;
+        if (p->slot_waiters)
+            pthread_cond_signal(&p->slot_cv);
+    }
     /* Someone must reap while this thread is away: release a waiter if
      * entries wait or nobody polls. */
     bool kick = release_locked(p);
@@ -565,6 +586,21 @@ void tacio_port_blocking_end(tacio_port_t *p)
     if (!port_open(p) || tls.running != p || !tls.blocked)
         return;
     pthread_mutex_lock(&p->lock);
+    tls.blocked = false;
+    p->running++;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void tacio__port_blocking_end_wait(struct tacio_port *p)
+{
+    if (!port_open(p) || tls.running != p || !tls.blocked)
+        return;
+    pthread_mutex_lock(&p->lock);
+    while (p->running >= p->concurrency && !atomic_load_explicit(&p->closed, memory_order_relaxed)) {
+        p->slot_waiters++;
+        pthread_cond_wait(&p->slot_cv, &p->lock);
+        p->slot_waiters--;
+    }
     tls.blocked = false;
     p->running++;
     pthread_mutex_unlock(&p->lock);
@@ -654,6 +690,7 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
     p->discard = discard;
     p->discard_arg = arg;
     atomic_store_explicit(&p->closed, true, memory_order_release);
+    pthread_cond_broadcast(&p->slot_cv);
     bool kick;
     wake_everyone_locked(p, &kick);
     pthread_mutex_unlock(&p->lock);

@@ -42,6 +42,10 @@ void tacio__map_result(tacio_op_t *op, long res, tacio_status_t *st, uint64_t *b
     case K_CONNECT:
         *st = TACIO_SUCCESS;
         return;
+    case K_POLL:
+        *st = TACIO_SUCCESS;
+        *bytes = (uint64_t)res; /* the revents mask */
+        return;
     default:
         break;
     }
@@ -119,6 +123,15 @@ bool tacio__sys_try(tacio_op_t *op, tacio_status_t *st, uint64_t *bytes)
             peer->len = sizeof peer->u;
         r = accept4(fd, peer ? &peer->u.sa : NULL, peer ? &peer->len : NULL,
                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+    }
+    case K_POLL: {
+        struct pollfd pf = {.fd = fd, .events = (short)op->priv_arg};
+        r = poll(&pf, 1, 0);
+        if (r == 0)
+            return false;
+        if (r > 0)
+            r = (unsigned short)pf.revents;
         break;
     }
     case K_CONNECT: {

@@ -1,0 +1,2 @@
+# The thread pool (include/tacio/pool.h).
+tacio_test(test-pool LABELS pool TIMEOUT 600)
