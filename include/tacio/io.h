@@ -45,6 +45,11 @@ typedef struct tacio_handle tacio_handle_t;
  *   priv_*  private: do not touch. They hold the record's state and
  *           generation, handle, queue link, and the operation's arguments.
  */
+/* A completion routine (the ReadFileEx / APC model): runs on the thread that
+ * started the operation, in one of its alertable waits, with the record
+ * (the caller's again) and the final result. */
+typedef void (*tacio_routine_fn)(tacio_op_t *op, tacio_status_t status, uint64_t bytes);
+
 struct tacio_op {
     tacio_status_t status;
     uint32_t priv_word;
@@ -56,6 +61,8 @@ struct tacio_op {
     uint32_t priv_len;
     uint32_t priv_slot;
     uint64_t priv_arg;
+    void *priv_thread;              /* private: issuing thread, for routines and thread-bound handles */
+    tacio_routine_fn priv_routine;  /* private: set with tacio_op_set_routine */
 };
 
 #define tacio_container_of(ptr, type, member) \
@@ -66,6 +73,23 @@ struct tacio_op {
 static inline void tacio_op_init(tacio_op_t *op)
 {
     *op = (tacio_op_t){0};
+}
+
+/* tacio_op_set_routine - deliver this record's next operations to fn on the
+ * issuing thread instead of to the port (ReadFileEx and friends). The
+ * routine runs only while that thread is in an alertable wait
+ * (tacio_wait_alertable, or tacio_port_dequeue_ex with
+ * TACIO_DEQUEUE_ALERTABLE), in completion order. The one-bit rule holds: it
+ * runs once for a start that returned TACIO_PENDING and never otherwise (a
+ * synchronous result is the start call's return value; Windows would also
+ * queue the routine for it). If the thread exits with routines owed, its
+ * pending operations are cancelled and every routine still runs, on that
+ * thread, before it ends (Windows drops them). fn NULL goes back to port
+ * delivery. Stays set across operations until changed or tacio_op_init.
+ * Must not be called while the record is pending. */
+static inline void tacio_op_set_routine(tacio_op_t *op, tacio_routine_fn fn)
+{
+    op->priv_routine = fn;
 }
 
 /* A socket address plus the scratch space the kernel needs while a
@@ -92,6 +116,13 @@ typedef struct tacio_addr {
                                            PENDING and completes through the
                                            port, synchronous results included */
 #define TACIO_HANDLE_NO_CLOSE_FD   0x2u /* tacio_handle_close leaves the fd open */
+#define TACIO_HANDLE_THREAD_BOUND  0x4u /* FO_QUEUE_IRP_TO_THREAD: each operation's
+                                           completion is dequeued only by the thread
+                                           that started it (from this port); when that
+                                           thread exits, its pending operations are
+                                           cancelled, and their completions (CANCELLED,
+                                           or natural if the cancel lost) go to the
+                                           port for any thread, since the issuer is gone */
 
 /* tacio_handle_open - wrap an fd into a handle associated with port and key
  * (CreateIoCompletionPort on a file handle).

@@ -142,6 +142,27 @@ TACIO_EXTERN tacio_status_t tacio_port_post(tacio_port_t *port, uint64_t key, ui
 TACIO_EXTERN tacio_status_t tacio_port_dequeue(tacio_port_t *port, tacio_entry_t *entries,
                                                unsigned max, unsigned *count, int timeout_ms);
 
+/* Flags of tacio_port_dequeue_ex. */
+#define TACIO_DEQUEUE_ALERTABLE 0x1u
+
+/* tacio_port_dequeue_ex - tacio_port_dequeue with flags. With
+ * TACIO_DEQUEUE_ALERTABLE the wait is also ended by completion routines
+ * owed to the calling thread (tacio_op_set_routine): they run, in completion
+ * order, on this thread inside this call, and it returns TACIO_USER_APC with
+ * *count 0 (GetQueuedCompletionStatusEx with fAlertable).
+ * RETURN VALUE: as tacio_port_dequeue, plus TACIO_USER_APC; an unknown flag
+ *   is TACIO_INVALID_PARAMETER. Other details: as tacio_port_dequeue. */
+TACIO_EXTERN tacio_status_t tacio_port_dequeue_ex(tacio_port_t *port, tacio_entry_t *entries,
+                                                  unsigned max, unsigned *count, int timeout_ms,
+                                                  unsigned flags);
+
+/* tacio_wait_alertable - wait until completion routines owed to the calling
+ * thread have run here (SleepEx(timeout, TRUE)). timeout_ms 0 only runs what
+ * is already owed; TACIO_INFINITE waits for at least one.
+ * RETURN VALUE: TACIO_USER_APC (one or more routines ran); TACIO_TIMEOUT.
+ * THREAD SAFETY: acts on the calling thread only. */
+TACIO_EXTERN tacio_status_t tacio_wait_alertable(int timeout_ms);
+
 /* tacio_port_flush - hand operations started by this thread to the kernel now.
  * RETURN VALUE: TACIO_SUCCESS, TACIO_INVALID_HANDLE. Never waits. */
 TACIO_EXTERN tacio_status_t tacio_port_flush(tacio_port_t *port);

@@ -37,6 +37,7 @@ typedef uint32_t tacio_status_t;
 /* Success class (severity 0). */
 #define TACIO_SUCCESS             ((tacio_status_t)0x00000000u)
 #define TACIO_ABANDONED           ((tacio_status_t)0x00000080u) /* STATUS_ABANDONED: port closed under a waiter */
+#define TACIO_USER_APC            ((tacio_status_t)0x000000C0u) /* STATUS_USER_APC: an alertable wait ran completion routines */
 #define TACIO_TIMEOUT             ((tacio_status_t)0x00000102u) /* STATUS_TIMEOUT: a wait ran out, nothing dequeued */
 #define TACIO_PENDING             ((tacio_status_t)0x00000103u) /* STATUS_PENDING: exactly one completion will follow */
 

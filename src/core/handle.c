@@ -103,7 +103,8 @@ tacio_status_t tacio_handle_open(tacio_port_t *port, int fd, uint64_t key, unsig
                                  tacio_handle_t **out)
 {
     tacio__set_error("%s", "");
-    if (!out || fd < 0 || (flags & ~(TACIO_HANDLE_QUEUED_ALWAYS | TACIO_HANDLE_NO_CLOSE_FD)))
+    if (!out || fd < 0 ||
+        (flags & ~(TACIO_HANDLE_QUEUED_ALWAYS | TACIO_HANDLE_NO_CLOSE_FD | TACIO_HANDLE_THREAD_BOUND)))
         return TACIO_INVALID_PARAMETER;
     if (port && port->magic == PORT_DEAD)
         return TACIO_PORT_DISCONNECTED;

@@ -105,9 +105,11 @@ enum { DIR_RX = 0, DIR_TX = 1, DIR_NONE = 2 };
 
 struct tacio_backend;
 
+struct tacio_thread;
 struct waiter {
     struct waiter *next;
     _Atomic uint32_t woken;
+    struct tacio_thread *owner; /* the waiting thread's record, if it has one */
 };
 
 struct tacio_port {
@@ -125,6 +127,10 @@ struct tacio_port {
     unsigned running;
     unsigned slot_waiters;  /* threads in tacio__port_blocking_end_wait */
     bool poller;            /* a thread is inside be->wait */
+    struct tacio_thread *poller_owner; /* its record, if it has one */
+    /* Completions of thread-bound handles, each for one thread (FIFO). */
+    tacio_op_t *dhead, *dtail;
+    unsigned dcount;
     bool poller_in_kernel;
     _Atomic bool closed;
     bool collected;         /* close took the queue: later entries are discarded where they finish */
@@ -246,6 +252,29 @@ TACIO_INTERNAL unsigned tacio__port_queued(struct tacio_port *p);
 /* tacio_port_blocking_end that waits for a run slot (running below the
  * concurrency value) instead of running over it: the pool's strict cap. */
 TACIO_INTERNAL void tacio__port_blocking_end_wait(struct tacio_port *p);
+
+/* ---- owned operations (thread.c): routines and thread-bound handles ---- */
+struct tacio_thread;
+/* The calling thread's record; created when create (NULL: no memory). */
+TACIO_INTERNAL struct tacio_thread *tacio__thread_self(bool create);
+/* Before an owned operation begins on p: room to track it. */
+TACIO_INTERNAL bool tacio__thread_prepare(struct tacio_thread *t, struct tacio_port *p);
+/* After it began (INFLIGHT), by the owner: op->priv_thread = t, tracked. */
+TACIO_INTERNAL void tacio__thread_track(struct tacio_thread *t, tacio_op_t *op);
+/* At finish (out of INFLIGHT): no longer in flight. */
+TACIO_INTERNAL void tacio__thread_untrack(tacio_op_t *op);
+/* At release: drop the record's reference on its thread. */
+TACIO_INTERNAL void tacio__thread_release_op(tacio_op_t *op);
+TACIO_INTERNAL bool tacio__thread_alive(const struct tacio_thread *t);
+TACIO_INTERNAL bool tacio__thread_take_routine(tacio_op_t *op);
+TACIO_INTERNAL bool tacio__thread_apc_pending(const struct tacio_thread *t);
+TACIO_INTERNAL void tacio__thread_set_alert_port(struct tacio_thread *t, struct tacio_port *p);
+TACIO_INTERNAL unsigned tacio__thread_run_apcs(struct tacio_thread *t);
+/* port.c's side: wake t where it waits on p; reap p once if nobody polls;
+ * move t's undelivered thread-bound entries to p's main queue. */
+TACIO_INTERNAL void tacio__port_wake_thread(struct tacio_port *p, struct tacio_thread *t);
+TACIO_INTERNAL void tacio__port_progress(struct tacio_port *p, struct tacio_thread *t, int ms);
+TACIO_INTERNAL void tacio__port_redirect(struct tacio_port *p, struct tacio_thread *t);
 /* An op is starting: takes a use and a reference. False if h is closing. */
 TACIO_INTERNAL bool tacio__handle_use_begin(struct tacio_handle *h);
 TACIO_INTERNAL bool tacio__handle_valid(const struct tacio_handle *h);

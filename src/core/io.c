@@ -8,7 +8,9 @@
 #include "backend/backend.h"
 #include "core/internal.h"
 
-_Static_assert(sizeof(tacio_op_t) <= 64, "tacio_op_t must stay within 64 bytes");
+/* 80: the OVERLAPPED role plus the owner thread and routine of rule 3 and
+ * ReadFileEx; the caller embeds it, so every byte here is per operation. */
+_Static_assert(sizeof(tacio_op_t) <= 80, "tacio_op_t must stay within 80 bytes");
 
 static void run_successors(struct oplist *succ);
 
@@ -155,8 +157,24 @@ static tacio_status_t reject(tacio_op_t *op, tacio_status_t st)
 
 /* Callers have run pre() (op, handle, port checked); a close racing from
  * here on is caught by use_begin, a port close by run(). */
+/* Operations with a routine, or on a thread-bound handle, belong to the
+ * calling thread (thread.c); NULL for the others, and for no memory. */
+static tacio_status_t owner_for(struct tacio_handle *h, tacio_op_t *op, struct tacio_thread **t)
+{
+    *t = NULL;
+    if (!op->priv_routine && !(h->flags & TACIO_HANDLE_THREAD_BOUND))
+        return TACIO_SUCCESS;
+    *t = tacio__thread_self(true);
+    if (!*t || !tacio__thread_prepare(*t, h->port))
+        return TACIO_NO_MEMORY;
+    return TACIO_SUCCESS;
+}
+
 static tacio_status_t start(struct tacio_handle *h, tacio_op_t *op, const struct args *a)
 {
+    struct tacio_thread *owner;
+    if (owner_for(h, op, &owner) != TACIO_SUCCESS)
+        return reject(op, TACIO_NO_MEMORY);
     if (!tacio__handle_use_begin(h))
         return reject(op, TACIO_FILE_CLOSED);
     if (!tacio__op_begin(op, h, a->kind, a->buf, (uint32_t)a->len, a->arg)) {
@@ -164,6 +182,8 @@ static tacio_status_t start(struct tacio_handle *h, tacio_op_t *op, const struct
         tacio__handle_unref(h);
         return TACIO_OP_IN_USE;
     }
+    if (owner)
+        tacio__thread_track(owner, op);
     if (!tacio__dir_enter(op))
         return TACIO_PENDING; /* waits behind the op that has the turn */
     return run(op, false);
@@ -319,12 +339,17 @@ tacio_status_t tacio_timer_start(tacio_port_t *p, tacio_op_t *op, uint64_t key, 
     if (p->magic == PORT_DEAD || atomic_load_explicit(&p->closed, memory_order_acquire))
         return reject(op, TACIO_PORT_DISCONNECTED);
     struct tacio_handle *h = &p->timers;
+    struct tacio_thread *owner;
+    if (owner_for(h, op, &owner) != TACIO_SUCCESS)
+        return reject(op, TACIO_NO_MEMORY);
     tacio__handle_use_begin(h);
     if (!tacio__op_begin(op, h, K_TIMER, (void *)(uintptr_t)key, 0, ns)) {
         tacio__handle_use_end(h);
         tacio__handle_unref(h);
         return TACIO_OP_IN_USE;
     }
+    if (owner)
+        tacio__thread_track(owner, op);
     return run(op, false);
 }
 

@@ -197,6 +197,8 @@ bool tacio__op_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint64_t 
     struct tacio_handle *h = op_handle(op);
     op->status = st;
     op->bytes = bytes;
+    if (op->priv_thread)
+        tacio__thread_untrack(op);
     update_hints(h, op, st, bytes);
     unsigned d = tacio__op_dir(op);
     if (d != DIR_NONE) {
@@ -214,6 +216,8 @@ void tacio__op_finish_unqueued(tacio_op_t *op, tacio_status_t st)
     if (finish_word(op, op_gen(op))) {
         op->status = st;
         op->bytes = 0;
+        if (op->priv_thread)
+            tacio__thread_untrack(op);
         tacio__handle_use_end(op_handle(op));
     }
 }
@@ -231,6 +235,8 @@ bool tacio__op_mark_cancel(tacio_op_t *op)
 
 void tacio__op_release_keep_handle(tacio_op_t *op)
 {
+    if (op->priv_thread)
+        tacio__thread_release_op(op);
     uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
     /* release: the record's final status and bytes are written before the
      * record becomes startable again (pairs with the acquire in begin). */

@@ -349,14 +349,191 @@ static void append_locked(struct tacio_port *p, struct oplist *l)
 
 static void discard_entry(struct tacio_port *p, tacio_op_t *op);
 
+/* Owned records leave l: a routine's goes to its thread (thread.c), a
+ * thread-bound handle's to *directed while its thread lives. Called
+ * without p->lock (a routine's thread is woken under it). */
+static void split_owned(struct oplist *l, struct oplist *directed)
+{
+    tacio_op_t *op = l->head;
+    while (op && !op->priv_thread)
+        op = op->priv_next;
+    if (!op)
+        return; /* the common case: nobody owns these */
+    struct oplist keep = {0};
+    op = l->head;
+    while (op) {
+        tacio_op_t *next = op->priv_next;
+        op->priv_next = NULL;
+        struct tacio_thread *t = op->priv_thread;
+        if (!t)
+            oplist_push(&keep, op);
+        else if (op->priv_routine) {
+            if (!tacio__thread_take_routine(op))
+                oplist_push(&keep, op); /* its thread is gone: any thread may take it */
+        } else if (tacio__thread_alive(t))
+            oplist_push(directed, op);
+        else
+            oplist_push(&keep, op);
+        op = next;
+    }
+    *l = keep;
+}
+
+/* Wake t where it waits on p: its own waiter record, or the poll. */
+static bool wake_owner_locked(struct tacio_port *p, struct tacio_thread *t)
+{
+    for (struct waiter **w = &p->waiters; *w; w = &(*w)->next) {
+        if ((*w)->owner == t) {
+            struct waiter *me = *w;
+            *w = me->next;
+            me->next = NULL;
+            atomic_store_explicit(&me->woken, 1, memory_order_release);
+            futex_wake(&me->woken);
+            return false;
+        }
+    }
+    return p->poller && p->poller_owner == t;
+}
+
+static bool append_directed_locked(struct tacio_port *p, struct oplist *d)
+{
+    bool kick = false;
+    while (d->head) {
+        tacio_op_t *op = d->head;
+        d->head = op->priv_next;
+        op->priv_next = NULL;
+        if (p->dtail)
+            p->dtail->priv_next = op;
+        else
+            p->dhead = op;
+        p->dtail = op;
+        p->dcount++;
+        struct tacio_thread *t = op->priv_thread;
+        /* Its thread may have died since split_owned: then anyone takes it. */
+        kick |= tacio__thread_alive(t) ? wake_owner_locked(p, t) : release_locked(p);
+    }
+    *d = (struct oplist){0};
+    return kick;
+}
+
+static void unlink_directed_locked(struct tacio_port *p, tacio_op_t *prev, tacio_op_t *op)
+{
+    if (prev)
+        prev->priv_next = op->priv_next;
+    else
+        p->dhead = op->priv_next;
+    if (p->dtail == op)
+        p->dtail = prev;
+    p->dcount--;
+    op->priv_next = NULL;
+}
+
+/* Up to max thread-bound entries the calling thread may take: its own, and
+ * those of threads that died before taking theirs. */
+static tacio_op_t *take_directed_locked(struct tacio_port *p, struct tacio_thread *me,
+                                        unsigned max)
+{
+    struct oplist got = {0};
+    tacio_op_t *prev = NULL, *op = p->dhead;
+    while (op && got.n < max) {
+        tacio_op_t *next = op->priv_next;
+        struct tacio_thread *t = op->priv_thread;
+        if (t == me || !tacio__thread_alive(t)) {
+            unlink_directed_locked(p, prev, op);
+            oplist_push(&got, op);
+        } else {
+            prev = op;
+        }
+        op = next;
+    }
+    return got.head;
+}
+
+void tacio__port_wake_thread(struct tacio_port *p, struct tacio_thread *t)
+{
+    pthread_mutex_lock(&p->lock);
+    bool kick = hold_for_kick_locked(p, wake_owner_locked(p, t));
+    pthread_mutex_unlock(&p->lock);
+    kick_after_unlock(p, kick);
+}
+
+void tacio__port_redirect(struct tacio_port *p, struct tacio_thread *t)
+{
+    pthread_mutex_lock(&p->lock);
+    struct oplist l = {0};
+    tacio_op_t *prev = NULL, *op = p->dhead;
+    while (op) {
+        tacio_op_t *next = op->priv_next;
+        if (op->priv_thread == t) {
+            unlink_directed_locked(p, prev, op);
+            oplist_push(&l, op);
+        } else {
+            prev = op;
+        }
+        op = next;
+    }
+    if (p->collected) {
+        pthread_mutex_unlock(&p->lock);
+        while (l.head) {
+            tacio_op_t *op = l.head;
+            l.head = op->priv_next;
+            discard_entry(p, op);
+        }
+        return;
+    }
+    append_locked(p, &l);
+    bool kick = hold_for_kick_locked(p, release_locked(p));
+    pthread_mutex_unlock(&p->lock);
+    kick_after_unlock(p, kick);
+}
+
+/* An exiting owner waits for its cancelled operations: reap once if nobody
+ * else is reaping, else give the reaper a moment. */
+void tacio__port_progress(struct tacio_port *p, struct tacio_thread *t, int ms)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->poller || atomic_load_explicit(&p->closed, memory_order_relaxed)) {
+        pthread_mutex_unlock(&p->lock);
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    p->poller = true;
+    p->poller_owner = t; /* a routine queued for t by another thread ends the wait */
+    tacio__thread_set_alert_port(t, p);
+    pthread_mutex_unlock(&p->lock);
+    struct oplist l = {0}, d = {0};
+    p->be->wait(p, ms, &l);
+    tacio__thread_set_alert_port(t, NULL);
+    split_owned(&l, &d);
+    pthread_mutex_lock(&p->lock);
+    p->poller = false;
+    p->poller_owner = NULL;
+    append_locked(p, &l);
+    bool kick = append_directed_locked(p, &d);
+    kick |= release_locked(p);
+    kick = hold_for_kick_locked(p, kick);
+    pthread_mutex_unlock(&p->lock);
+    kick_after_unlock(p, kick);
+}
+
 void tacio__port_complete_list(struct tacio_port *p, struct oplist *l)
 {
     if (!l->head)
+        return;
+    struct oplist directed = {0};
+    split_owned(l, &directed);
+    if (!l->head && !directed.head)
         return;
     pthread_mutex_lock(&p->lock);
     if (p->collected) {
         /* Only a start call racing the very end of a close gets here. */
         pthread_mutex_unlock(&p->lock);
+        while (directed.head) {
+            tacio_op_t *op = directed.head;
+            directed.head = op->priv_next;
+            oplist_push(l, op);
+        }
         while (l->head) {
             tacio_op_t *op = l->head;
             l->head = op->priv_next;
@@ -369,7 +546,8 @@ void tacio__port_complete_list(struct tacio_port *p, struct oplist *l)
     /* While a close is in progress, entries still queue: the closing thread
      * hands them to discard. */
     append_locked(p, l);
-    bool kick = hold_for_kick_locked(p, release_locked(p));
+    bool kick = append_directed_locked(p, &directed);
+    kick = hold_for_kick_locked(p, release_locked(p) || kick);
     pthread_mutex_unlock(&p->lock);
     kick_after_unlock(p, kick);
     *l = (struct oplist){0};
@@ -448,9 +626,15 @@ static tacio_op_t *take_locked(struct tacio_port *p, unsigned max)
 tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsigned max,
                                   unsigned *count, int timeout_ms)
 {
+    return tacio_port_dequeue_ex(p, entries, max, count, timeout_ms, 0);
+}
+
+tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, unsigned max,
+                                     unsigned *count, int timeout_ms, unsigned flags)
+{
     if (count)
         *count = 0;
-    if (!entries || !count || max == 0)
+    if (!entries || !count || max == 0 || (flags & ~TACIO_DEQUEUE_ALERTABLE))
         return TACIO_INVALID_PARAMETER;
     if (p && p->magic == PORT_DEAD)
         return TACIO_ABANDONED;
@@ -470,12 +654,33 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
     tacio_status_t st;
     tacio_op_t *got = NULL;
     struct waiter me;
+    struct tacio_thread *self = tacio__thread_self(false);
+    bool alertable = (flags & TACIO_DEQUEUE_ALERTABLE) && self;
+    if (alertable)
+        tacio__thread_set_alert_port(self, p);
 
     pthread_mutex_lock(&p->lock);
     bool kick = leave_running_locked(p);
     for (;;) {
         if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
             st = TACIO_ABANDONED;
+            break;
+        }
+        /* Checked under the lock after alert_port was set: a routine
+         * queued later finds this thread's waiter and wakes it. */
+        if (alertable && tacio__thread_apc_pending(self)) {
+            st = TACIO_USER_APC;
+            break;
+        }
+        /* Thread-bound completions only this thread can take: handed over
+         * whatever the concurrency value says, since nobody else may. */
+        if (p->dcount && (got = take_directed_locked(p, self, max)) != NULL) {
+            if (tls.running != p && !tls.deferred)
+                arm_exit_hook();
+            p->running++;
+            tls.running = p;
+            tls.blocked = false;
+            st = TACIO_SUCCESS;
             break;
         }
         if (p->qhead && p->running < p->concurrency) {
@@ -496,14 +701,18 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
             break;
         }
         if (!p->poller && p->running < p->concurrency) {
-            struct oplist l = {0};
+            struct oplist l = {0}, d = {0};
             p->poller = true;
+            p->poller_owner = self;
             pthread_mutex_unlock(&p->lock);
             tacio_status_t ws = p->be->wait(p, left, &l);
+            split_owned(&l, &d);
             pthread_mutex_lock(&p->lock);
             p->poller = false;
+            p->poller_owner = NULL;
             append_locked(p, &l);
-            if (ws == TACIO_TIMEOUT && !p->qhead && timeout_ms >= 0) {
+            kick |= append_directed_locked(p, &d);
+            if (ws == TACIO_TIMEOUT && !p->qhead && !p->dcount && timeout_ms >= 0) {
                 st = TACIO_TIMEOUT;
                 break;
             }
@@ -514,6 +723,7 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
             break;
         }
         me.next = p->waiters;
+        me.owner = self;
         atomic_init(&me.woken, 0);
         p->waiters = &me;
         int wait_ms = left;
@@ -535,9 +745,13 @@ tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsig
     kick = hold_for_kick_locked(p, kick);
     pthread_mutex_unlock(&p->lock);
     kick_after_unlock(p, kick);
+    if (alertable)
+        tacio__thread_set_alert_port(self, NULL);
     if (got)
         *count = deliver(p, got, entries);
     atomic_fetch_sub_explicit(&p->inside, 1, memory_order_release);
+    if (st == TACIO_USER_APC)
+        tacio__thread_run_apcs(self);
     return st;
 }
 
@@ -711,6 +925,13 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
 
     pthread_mutex_lock(&p->lock);
     append_locked(p, &drained);
+    if (p->dhead) {
+        /* Thread-bound entries not taken yet are discarded with the rest. */
+        struct oplist d = {p->dhead, p->dtail, p->dcount};
+        append_locked(p, &d);
+        p->dhead = p->dtail = NULL;
+        p->dcount = 0;
+    }
     tacio_op_t *list = p->qhead;
     p->qhead = p->qtail = NULL;
     p->collected = true;

@@ -32,6 +32,7 @@ struct status_entry {
 static const struct status_entry status_table[] = {
     ENTRY(TACIO_SUCCESS, "The operation completed successfully."),
     ENTRY(TACIO_ABANDONED, "The port was closed while the caller was waiting on it."),
+    ENTRY(TACIO_USER_APC, "Completion routines ran in an alertable wait."),
     ENTRY(TACIO_TIMEOUT, "The wait ran out before a completion arrived; nothing was dequeued."),
     ENTRY(TACIO_PENDING, "The operation was started and exactly one completion will follow."),
 

@@ -575,7 +575,8 @@ tacio_status_t tacio_pool_io_open(tacio_pool_t *pool, int fd, unsigned flags, ta
 {
     if (out)
         *out = NULL;
-    if (!pool || !cb || !out || fd < 0 || (group && group->pool != pool))
+    if (!pool || !cb || !out || fd < 0 || (group && group->pool != pool) ||
+        (flags & TACIO_HANDLE_THREAD_BOUND))
         return TACIO_INVALID_PARAMETER;
     struct tacio_pool_io *io = malloc(sizeof *io);
     if (!io)
