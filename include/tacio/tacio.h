@@ -5,4 +5,5 @@
 #include <tacio/port.h>
 #include <tacio/io.h>
 #include <tacio/pool.h>
+#include <tacio/diag.h>
 #endif

@@ -21,6 +21,8 @@
 
 #include "backend/backend.h"
 #include "core/internal.h"
+#include "diag/capture.h"
+#include "diag/record.h"
 
 /* A follower that sees no poller takes the role after this long, so results
  * still arrive while the last poller runs a long entry. */
@@ -183,6 +185,7 @@ tacio_status_t tacio_port_create(tacio_port_t **out, unsigned concurrency)
 
 tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options_t *opts)
 {
+    tacio__diag_autoinstall(); /* TACIO_DIAG / TACIO_CAPTURE for any tacio program */
     tls_err[0] = 0;
     if (!out)
         return TACIO_INVALID_PARAMETER;
@@ -604,6 +607,11 @@ static unsigned deliver(struct tacio_port *p, tacio_op_t *list, tacio_entry_t *e
     if (ph)
         free_packets(p, ph, pt);
     stat_add(&p->st.completions, n);
+    /* First-chance capture on a delivered status (src/diag): one relaxed
+     * load while no trigger is armed. */
+    if (atomic_load_explicit(&tacio__capture_armed, memory_order_relaxed))
+        for (unsigned i = 0; i < n; i++)
+            tacio__capture_status(entries[i].status, entries[i].op, entries[i].key);
     return n;
 }
 
