@@ -46,4 +46,13 @@ struct tacio_backend {
 TACIO_INTERNAL extern const struct tacio_backend tacio__backend_uring;
 TACIO_INTERNAL extern const struct tacio_backend tacio__backend_epoll;
 
+/* Fault injection (src/backend/faults.c): a backend that wraps the real one
+ * (TACIO_FAULTS, tacio_faults_configure). tacio__faults_active: whether a
+ * configuration is in force (read at port creation). tacio__faults_wrap:
+ * called with p->be initialised; stores the real table in p->fault_real,
+ * its own state in p->fault_ctx, and returns the table to use as p->be
+ * (p->be unchanged on failure). */
+TACIO_INTERNAL bool tacio__faults_active(void);
+TACIO_INTERNAL const struct tacio_backend *tacio__faults_wrap(struct tacio_port *p);
+
 #endif

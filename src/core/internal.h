@@ -120,6 +120,8 @@ struct tacio_port {
     _Atomic uint32_t magic;
     const struct tacio_backend *be;
     void *bctx;
+    const struct tacio_backend *fault_real; /* be wraps this one (fault injection) */
+    void *fault_ctx;
     unsigned concurrency;
 
     tacio_op_t *qhead, *qtail;

@@ -166,14 +166,16 @@ static tacio_status_t init_backend(struct tacio_port *p, const char *name, unsig
     }
     p->be = be;
     tacio_status_t st = be->init(p, depth, p->why, sizeof p->why);
-    if (st != TACIO_NOT_SUPPORTED || chosen)
-        return st;
-    char first[160];
-    snprintf(first, sizeof first, "%.159s", p->why);
-    p->be = &tacio__backend_epoll;
-    st = p->be->init(p, depth, p->why, sizeof p->why);
-    if (st == TACIO_SUCCESS)
-        snprintf(p->why, sizeof p->why, "epoll, because %s", first);
+    if (st == TACIO_NOT_SUPPORTED && !chosen) {
+        char first[160];
+        snprintf(first, sizeof first, "%.159s", p->why);
+        p->be = &tacio__backend_epoll;
+        st = p->be->init(p, depth, p->why, sizeof p->why);
+        if (st == TACIO_SUCCESS)
+            snprintf(p->why, sizeof p->why, "epoll, because %s", first);
+    }
+    if (st == TACIO_SUCCESS && tacio__faults_active())
+        p->be = tacio__faults_wrap(p);
     return st;
 }
 
