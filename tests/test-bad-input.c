@@ -411,6 +411,9 @@ TT_CASE(closed_handle_is_invalid_handle)
 
 TT_CASE(op_in_use_is_rejected_and_first_op_completes_once)
 {
+    if (tacio_verify_mode())
+        TT_SKIP("restarts a pending record on purpose, which the verifier reports "
+                "(test-verify checks that report)");
     kit_t k;
     kit_open(&k, 0);
     char buf1[64], buf2[64];

@@ -6,4 +6,5 @@
 #include <tacio/io.h>
 #include <tacio/pool.h>
 #include <tacio/diag.h>
+#include <tacio/verify.h>
 #endif

@@ -142,6 +142,7 @@ struct tacio_port {
     _Atomic uint32_t refs;     /* 1 while open + 1 per handle */
     tacio_discard_fn discard;
     void *discard_arg;
+    _Atomic uint64_t discarded_ops; /* operation records discarded by close (the verifier's check) */
 
     struct tacio_handle timers; /* pseudo-handle that owns timer operations */
     char why[256];

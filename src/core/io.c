@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "core/internal.h"
+#include "verify/verify.h"
 
 /* 80: the OVERLAPPED role plus the owner thread and routine of rule 3 and
  * ReadFileEx; the caller embeds it, so every byte here is per operation. */
@@ -74,6 +75,8 @@ static tacio_status_t end_now(tacio_op_t *op, tacio_status_t st, uint64_t bytes,
         ret = TACIO_PENDING;
     } else {
         stat_add(&p->st.sync_completions, 1);
+        if (tacio__verifying())
+            tacio__verify_sync(op, st);
         tacio__op_release(op);
         ret = st;
     }
@@ -180,6 +183,8 @@ static tacio_status_t start(struct tacio_handle *h, tacio_op_t *op, const struct
     if (!tacio__op_begin(op, h, a->kind, a->buf, (uint32_t)a->len, a->arg)) {
         tacio__handle_use_end(h);
         tacio__handle_unref(h);
+        if (tacio__verifying())
+            tacio__verify_in_use(op);
         return TACIO_OP_IN_USE;
     }
     if (owner)
@@ -346,6 +351,8 @@ tacio_status_t tacio_timer_start(tacio_port_t *p, tacio_op_t *op, uint64_t key, 
     if (!tacio__op_begin(op, h, K_TIMER, (void *)(uintptr_t)key, 0, ns)) {
         tacio__handle_use_end(h);
         tacio__handle_unref(h);
+        if (tacio__verifying())
+            tacio__verify_in_use(op);
         return TACIO_OP_IN_USE;
     }
     if (owner)

@@ -10,6 +10,7 @@
  * dropped and counted, never delivered. */
 #include <sched.h>
 #include "core/internal.h"
+#include "verify/verify.h"
 
 bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind, void *buf,
                      uint32_t len, uint64_t arg)
@@ -41,6 +42,8 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind, void
     op->bytes = 0;
     /* release: a cancel that sees INFLIGHT also sees the fields above. */
     atomic_store_explicit(op_word(op), gen | OP_INFLIGHT, memory_order_release);
+    if (tacio__verifying())
+        tacio__verify_begin(op, (gen >> OPW_GEN_SHIFT) & 0xFFFFFFu, h);
     return true;
 }
 
@@ -192,6 +195,10 @@ static bool finish_word(tacio_op_t *op, uint32_t gen)
 bool tacio__op_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint64_t bytes,
                       struct oplist *succ)
 {
+    /* Before anything reads the record: a second completion is caught
+     * (and in report mode dropped) without touching it. */
+    if (tacio__verifying() && !tacio__verify_finish(op, gen & 0xFFFFFFu, st, bytes))
+        return false;
     if (!finish_word(op, gen))
         return false;
     struct tacio_handle *h = op_handle(op);
@@ -213,6 +220,8 @@ bool tacio__op_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint64_t 
 void tacio__op_finish_unqueued(tacio_op_t *op, tacio_status_t st)
 {
     /* It never had its direction's turn, so it hands none on. */
+    if (tacio__verifying() && !tacio__verify_finish(op, op_gen(op) & 0xFFFFFFu, st, 0))
+        return;
     if (finish_word(op, op_gen(op))) {
         op->status = st;
         op->bytes = 0;

@@ -23,6 +23,7 @@
 #include "core/internal.h"
 #include "diag/capture.h"
 #include "diag/record.h"
+#include "verify/verify.h"
 
 /* A follower that sees no poller takes the role after this long, so results
  * still arrive while the last poller runs a long entry. */
@@ -188,6 +189,7 @@ tacio_status_t tacio_port_create(tacio_port_t **out, unsigned concurrency)
 tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options_t *opts)
 {
     tacio__diag_autoinstall(); /* TACIO_DIAG / TACIO_CAPTURE for any tacio program */
+    tacio__verify_autoinit();  /* TACIO_VERIFY */
     tls_err[0] = 0;
     if (!out)
         return TACIO_INVALID_PARAMETER;
@@ -598,12 +600,14 @@ static unsigned deliver(struct tacio_port *p, tacio_op_t *list, tacio_entry_t *e
             ph = op;
             if (!pt)
                 pt = op;
-        } else if (op_handle(op)->flags & H_FLAG_HOLD) {
-            /* The record is free again; its handle reference goes when
-             * the pool's callback has returned. */
-            tacio__op_release_keep_handle(op);
         } else {
-            tacio__op_release(op);
+            if (tacio__verifying())
+                tacio__verify_delivered(op, "dequeue");
+            /* A pool handle's reference goes when its callback returned. */
+            if (op_handle(op)->flags & H_FLAG_HOLD)
+                tacio__op_release_keep_handle(op);
+            else
+                tacio__op_release(op);
         }
     }
     if (ph)
@@ -885,6 +889,9 @@ static void discard_entry(struct tacio_port *p, tacio_op_t *op)
     if (op_kind(op) == K_POSTED) {
         free(op);
     } else {
+        stat_add(&p->discarded_ops, 1);
+        if (tacio__verifying())
+            tacio__verify_delivered(op, "discard");
         /* The record is the caller's again before discard sees it. */
         tacio__op_release(op);
     }
@@ -958,6 +965,9 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
         free(pk);
         pk = n;
     }
+    if (tacio__verifying())
+        tacio__verify_port_closed(
+            p, atomic_load_explicit(&p->discarded_ops, memory_order_relaxed), discard != NULL);
     p->be->fini(p);
     p->magic = PORT_DEAD;
     if (tls.running == p)

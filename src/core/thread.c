@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "verify/verify.h"
 
 struct tacio_thread {
     pthread_mutex_t m;
@@ -206,6 +207,8 @@ unsigned tacio__thread_run_apcs(struct tacio_thread *t)
             tacio_routine_fn fn = op->priv_routine;
             tacio_status_t st = op->status;
             uint64_t bytes = op->bytes;
+            if (tacio__verifying())
+                tacio__verify_delivered(op, "routine");
             tacio__op_release(op);
             fn(op, st, bytes);
             n++;

@@ -84,6 +84,7 @@ struct tacio_pool_group {
     struct obj *members;
     unsigned live;              /* members not yet reported */
     bool closing, waiting;
+    bool closer_active;         /* group close still walks the members: it frees the group */
     tacio_pool_group_fn report;
     void *gctx;
 };
@@ -103,6 +104,7 @@ struct tacio_pool {
     _Atomic unsigned idle;
     _Atomic uint64_t progress;  /* callbacks finished, for the monitor */
     _Atomic bool mon_asleep;
+    _Atomic bool can_grow;      /* threads < max: only then is the monitor worth waking */
     _Atomic unsigned close_waiters; /* closes waiting for an object's refs to reach 1 */
     bool stopping;
     pthread_t monitor;
@@ -123,7 +125,7 @@ static _Thread_local struct {
     bool blocked;
 } me;
 
-#define BATCH 8
+#define BATCH 16
 
 static uint64_t now_ns(void)
 {
@@ -208,7 +210,7 @@ static void obj_report_and_free(struct obj *o)
     if (g) {
         group_unlink_locked(g, o);
         g->live--;
-        free_group = g->closing && !g->waiting && g->live == 0;
+        free_group = g->closing && !g->waiting && !g->closer_active && g->live == 0;
     }
     pool->objects--;
     if (o->pprev)
@@ -344,6 +346,7 @@ static bool spawn_locked(struct tacio_pool *pool)
         return false;
     pool->live_used[slot] = true;
     pool->threads++;
+    atomic_store_explicit(&pool->can_grow, pool->threads < pool->max, memory_order_relaxed);
     if (pool->threads > pool->peak)
         pool->peak = pool->threads;
     return true;
@@ -369,6 +372,7 @@ static void leave_locked(struct tacio_pool *pool)
         }
     }
     pool->threads--;
+    atomic_store_explicit(&pool->can_grow, true, memory_order_relaxed);
     pthread_cond_broadcast(&pool->cv);
 }
 
@@ -396,9 +400,12 @@ static void *worker_main(void *arg)
         }
         if (st != TACIO_SUCCESS)
             break; /* TACIO_ABANDONED: the pool is closing */
-        if (idle == 0 && atomic_load_explicit(&pool->mon_asleep, memory_order_relaxed)) {
-            /* Everybody is busy: the monitor watches for callbacks that
-             * run long while work waits. */
+        if (idle == 0 && atomic_load_explicit(&pool->can_grow, memory_order_relaxed) &&
+            atomic_load_explicit(&pool->mon_asleep, memory_order_relaxed) &&
+            atomic_exchange_explicit(&pool->mon_asleep, false, memory_order_relaxed)) {
+            /* Everybody is busy and the pool may grow: the monitor watches
+             * for callbacks that run long while work waits (one signal per
+             * monitor sleep). */
             pthread_mutex_lock(&pool->lock);
             pthread_cond_signal(&pool->mon_cv);
             pthread_mutex_unlock(&pool->lock);
@@ -1120,6 +1127,7 @@ tacio_status_t tacio_pool_group_close(tacio_pool_group_t *g, unsigned flags,
     g->gctx = gctx;
     g->waiting = wait;
     g->closing = true;
+    g->closer_active = true;
     if (g->prev)
         g->prev->next = g->next;
     else
@@ -1138,19 +1146,19 @@ tacio_status_t tacio_pool_group_close(tacio_pool_group_t *g, unsigned flags,
         obj_report_and_free(z);
         pthread_mutex_lock(&pool->lock);
     }
-    bool free_now = !wait && g->live == 0;
     pthread_mutex_unlock(&pool->lock);
     while (close_next_open(pool, g, flags))
         ;
-    if (wait) {
-        pthread_mutex_lock(&pool->lock);
-        while (g->live > 0)
-            pthread_cond_wait(&pool->cv, &pool->lock);
-        pthread_mutex_unlock(&pool->lock);
+    pthread_mutex_lock(&pool->lock);
+    while (wait && g->live > 0)
+        pthread_cond_wait(&pool->cv, &pool->lock);
+    /* Members finishing from now on free the group when the last one goes;
+     * if none is left, that is this thread's job. */
+    g->closer_active = false;
+    bool free_now = g->live == 0;
+    pthread_mutex_unlock(&pool->lock);
+    if (free_now)
         free(g);
-    } else if (free_now) {
-        free(g);
-    }
     return st;
 }
 
