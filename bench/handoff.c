@@ -3,7 +3,7 @@
  * consumer threads: tacio's port against a mutex+condvar queue and libuv's
  * thread pool, one implementation per run.
  *
- *   handoff --impl tacio|mutex-cv|libuv --consumers N --seconds S
+ *   handoff --impl tacio|pool|pool-work|mutex-cv|libuv --consumers N --seconds S
  *           [--warmup S] [--samples K] [--gap-us G] [--window W]
  *           [--pin-producer CPU] [--pin-consumers CPU]
  *
@@ -22,6 +22,15 @@
  *   tacio     tacio_port_dequeue returned it (consumers dequeue up to 64 per
  *             call, the GetQueuedCompletionStatusEx idiom); port concurrency
  *             = N.
+ *   pool      its callback started: tacio_pool_submit(pool, fn, ctx) from
+ *             the producer, fn running on a pool thread (tacio_pool_t with
+ *             min = max = concurrency = N threads). The post time and the
+ *             phase travel in ctx itself (no allocation), as tacio's travel in
+ *             the packet.
+ *   pool-work the same through one work object (tacio_pool_work_submit,
+ *             the SubmitThreadpoolWork idiom); a work run carries no data,
+ *             so the post time is a global (one packet at a time in the
+ *             paced phase, where it is read).
  *   mutex-cv  popped under the lock (a bounded ring; consumers pop up to 64
  *             per lock round, the producer signals only when someone waits).
  *   libuv     its work callback started (uv_queue_work from the loop thread,
@@ -141,6 +150,54 @@ static void tacio_submit(uint64_t key, uint64_t stamp)
 
 	if (st != TACIO_SUCCESS)
 		fail("handoff: tacio_port_post: %s", tacio_status_name(st));
+}
+
+/* ---- tacio thread pool ----------------------------------------------------- */
+
+static tacio_pool_t *pool;
+static tacio_pool_work_t *pool_work;
+static _Atomic uint64_t work_stamp; /* pool-work: (stamp << 1) | paced */
+
+static inline void pool_take(uint64_t word)
+{
+	static _Thread_local int idx = -1;
+
+	if (idx < 0)
+		idx = (int)register_consumer();
+	take(&lat[idx], (word & 1) ? KEY_PACED : KEY_FLOOD, word >> 1);
+	atomic_fetch_add_explicit(&consumed, 1, memory_order_release);
+}
+
+static void pool_fn(void *ctx)
+{
+	pool_take((uint64_t)(uintptr_t)ctx);
+}
+
+static void pool_submit(uint64_t key, uint64_t stamp)
+{
+	uint64_t word = (stamp << 1) | (key == KEY_PACED);
+	tacio_status_t st = tacio_pool_submit(pool, pool_fn, (void *)(uintptr_t)word);
+
+	if (st != TACIO_SUCCESS)
+		fail("handoff: tacio_pool_submit: %s", tacio_status_name(st));
+}
+
+static void pool_work_fn(tacio_pool_work_t *w, void *ctx)
+{
+	(void)w;
+	(void)ctx;
+	pool_take(atomic_load_explicit(&work_stamp, memory_order_relaxed));
+}
+
+static void pool_work_submit(uint64_t key, uint64_t stamp)
+{
+	tacio_status_t st;
+
+	/* Published by the submit itself (the port's queue is the fence). */
+	atomic_store_explicit(&work_stamp, (stamp << 1) | (key == KEY_PACED), memory_order_relaxed);
+	st = tacio_pool_work_submit(pool_work);
+	if (st != TACIO_SUCCESS)
+		fail("handoff: tacio_pool_work_submit: %s", tacio_status_name(st));
 }
 
 /* ---- mutex + condvar ------------------------------------------------------- */
@@ -363,7 +420,7 @@ static void parse(int argc, char **argv)
 			fail("handoff: unknown option %s", k);
 	}
 	if (o.impl == NULL)
-		fail("handoff: --impl tacio|mutex-cv|libuv is required");
+		fail("handoff: --impl tacio|pool|pool-work|mutex-cv|libuv is required");
 }
 
 int main(int argc, char **argv)
@@ -385,6 +442,21 @@ int main(int argc, char **argv)
 		submit = tacio_submit;
 		for (unsigned i = 0; i < o.consumers; i++)
 			pthread_create(&th[i], NULL, tacio_consumer, NULL);
+	} else if (strcmp(o.impl, "pool") == 0 || strcmp(o.impl, "pool-work") == 0) {
+		tacio_pool_options_t po = { .min_threads = o.consumers, .max_threads = o.consumers,
+					    .concurrency = o.consumers };
+		tacio_status_t st = tacio_pool_create(&pool, &po);
+
+		if (st != TACIO_SUCCESS)
+			fail("handoff: tacio_pool_create: %s %s", tacio_status_name(st), tacio_last_error());
+		submit = pool_submit;
+		if (strcmp(o.impl, "pool-work") == 0) {
+			st = tacio_pool_work_create(pool, pool_work_fn, NULL, NULL, &pool_work);
+			if (st != TACIO_SUCCESS)
+				fail("handoff: tacio_pool_work_create: %s", tacio_status_name(st));
+			submit = pool_work_submit;
+		}
+		threads = false;
 	} else if (strcmp(o.impl, "mutex-cv") == 0) {
 		unsigned cap = 1;
 
@@ -443,6 +515,11 @@ int main(int argc, char **argv)
 		}
 		for (unsigned i = 0; i < o.consumers; i++)
 			pthread_join(th[i], NULL);
+	}
+	if (pool != NULL) {
+		if (pool_work != NULL)
+			tacio_pool_work_close(pool_work, TACIO_POOL_WAIT);
+		tacio_pool_close(pool);
 	}
 	for (unsigned i = 0; i < MAX_CONSUMERS; i++)
 		hist_merge(&all, &lat[i]);

@@ -21,30 +21,40 @@
 #   echo-<stamp>.csv   run-echo.sh's own raw rows
 #   echo-<stamp>.png   req/s and server CPU per request against connections,
 #                      every server (gnuplot)
-#   latest.md          the table with its notes, for the README
+#   latest.md          the table with its notes, for the README (only a run
+#                      of every part; an --only run writes <stamp>.md)
 #
 # Benchmarks (each program's header comment says exactly what it measures):
 #   nop      bench/nop.c      tacio post+dequeue and 0 ns timers vs raw
 #                             liburing NOPs, batch 1 and 32
-#   handoff  bench/handoff.c  producer -> 1 or 2 consumer threads: tacio port
-#                             vs mutex+condvar queue vs libuv's thread pool
+#   handoff  bench/handoff.c  producer -> 1 or 2 consumer threads: tacio port,
+#                             tacio pool callbacks (tacio_pool_submit; a work
+#                             object) vs mutex+condvar queue vs libuv's pool
 #   files    bench/files.c    4 KiB random reads, QD 32, page cache and
 #                             O_DIRECT: tacio vs fio (io_uring engine; as
 #                             given, and "fio-lean": batched, gtod_reduce)
 #   memory   bench/memory.c   tacio bytes per pending receive, 100,000 pending
-#   echo     bench/run-echo.sh  tacio echo server vs liburing, epoll, libuv
+#   echo     bench/run-echo.sh  tacio echo server vs liburing, epoll, libuv;
+#                             examples/echo-pool (server tacio-pool) vs the
+#                             port-based examples/echo-server
 # Hooks for what is not built yet: a later benchmark joins by being an
-# executable bench/run-<name>.sh for name in https, pool-echo, verify, called
+# executable bench/run-<name>.sh for name in https, verify, called
 # as "run-<name>.sh [--quick] --reps N --stamp STAMP --out RAW.csv" and
 # appending rows in the raw format above; its rows in the table (spec below)
 # say "not yet built" until then. The epoll-backend echo row fills itself in
-# once TACIO_BACKEND=epoll runs (run-echo.sh probes it); a pool-callback echo
-# server joins as the run-echo.sh server "tacio-pool".
+# once TACIO_BACKEND=epoll runs (run-echo.sh probes it); the pool-callback
+# echo server is the run-echo.sh server "tacio-pool".
+#
+# Environment: TACIO_BENCH_BUILD=DIR builds in DIR instead of build-bench/;
+# TACIO_BENCH_SRC=DIR configures that source tree instead of the repository
+# (a clean export, when others edit the working tree); both are passed on to
+# run-echo.sh.
 #
 # Pinning, where it makes numbers steadier (printed with the table):
 #   nop      the one thread on CPU 1 (taskset)
-#   handoff  1 consumer: producer CPU 0, consumer CPU 1 (pthread affinity);
-#            2 consumers: unpinned (three threads on two CPUs)
+#   handoff  1 consumer: producer CPU 0, consumer CPU 1 (pthread affinity;
+#            a pool thread pins itself at its first callback); 2 consumers:
+#            unpinned (three threads on two CPUs)
 #   files    tacio and fio on CPU 1 (taskset; io_uring's workers inherit it)
 #   memory   unpinned (nothing timed)
 #   echo     server CPU 1, load generator CPU 0 (taskset)
@@ -52,7 +62,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-build="$root/build-bench"
+build=${TACIO_BENCH_BUILD:-$root/build-bench}
+src=${TACIO_BENCH_SRC:-$root}
+export TACIO_BENCH_BUILD=$build TACIO_BENCH_SRC=$src
 bin="$build/bench"
 results="$here/results"
 
@@ -72,7 +84,7 @@ while (($#)); do
 		shift
 		;;
 	-h | --help)
-		sed -n '2,52p' "$0"
+		sed -n '2,59p' "$0"
 		exit 0
 		;;
 	*)
@@ -138,15 +150,15 @@ ensure_deps() {
 }
 
 # --- build -----------------------------------------------------------------------------
-targets=(bench-nop bench-handoff bench-files bench-memory echo-uring echo-epoll echo-libuv echo-load echo-server)
+targets=(bench-nop bench-handoff bench-files bench-memory echo-uring echo-epoll echo-libuv echo-load echo-server echo-pool)
 build_note="Release build, -Werror"
 build_all() {
 	local log="$build/build.log"
 
 	mkdir -p "$build"
 	: >"$log"
-	progress "building build-bench/ (Release; log: ${log#"$root"/})"
-	if cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTACIO_WERROR=ON >>"$log" 2>&1 &&
+	progress "building ${build#"$root"/}/ from ${src#"$root"/} (Release; log: ${log#"$root"/})"
+	if cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTACIO_WERROR=ON >>"$log" 2>&1 &&
 		cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >>"$log" 2>&1; then
 		return 0
 	fi
@@ -154,7 +166,7 @@ build_all() {
 	# tree must not stop the measurement, but it is said.
 	build_note="Release build WITH WARNINGS ALLOWED: the tree did not build with -Werror (see build-bench/build.log)"
 	progress "WARNING: the -Werror build failed; rebuilding with warnings allowed"
-	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTACIO_WERROR=OFF >>"$log" 2>&1 ||
+	cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTACIO_WERROR=OFF >>"$log" 2>&1 ||
 		{ tail -20 "$log" >&2; die "cmake configure failed (log: $log)"; }
 	if ! cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" -- -k >>"$log" 2>&1; then
 		build_note="$build_note; SOME TARGETS DID NOT BUILD"
@@ -162,7 +174,7 @@ build_all() {
 		grep -m5 -E 'error' "$log" >&2 || true
 	fi
 	# Leave the cache as run-echo.sh and CI expect it.
-	cmake -S "$root" -B "$build" -DTACIO_WERROR=ON >>"$log" 2>&1 || true
+	cmake -S "$src" -B "$build" -DTACIO_WERROR=ON >>"$log" 2>&1 || true
 }
 
 ensure_deps
@@ -248,7 +260,7 @@ bench_handoff() {
 		local pin=()
 		((n == 1)) && pin=("${ho_pin[@]}")
 		for ((rep = 1; rep <= reps; rep++)); do
-			for impl in mutex-cv libuv tacio; do
+			for impl in mutex-cv libuv tacio pool pool-work; do
 				run_case handoff "n$n" "$impl" "$rep" "$bin/bench-handoff" --impl "$impl" --consumers "$n" \
 					--seconds "$ho_s" --warmup "$ho_w" --samples "$ho_samples" "${pin[@]}"
 			done
@@ -349,7 +361,7 @@ bench_echo() {
 # --- hooks for what is not built yet --------------------------------------------------------------
 bench_hooks() {
 	local name
-	for name in https pool-echo verify; do
+	for name in https verify; do
 		if [ -x "$here/run-$name.sh" ]; then
 			progress "$name: bench/run-$name.sh"
 			local qa=()
@@ -381,6 +393,14 @@ handoff: post -> dequeue p50, 1 consumer|handoff|n1|p50_us|us|lo|tacio|mutex-cv 
 handoff: post -> dequeue p50, 2 consumers|handoff|n2|p50_us|us|lo|tacio|mutex-cv libuv|libuv|1|-
 handoff: post -> dequeue p99, 1 consumer|handoff|n1|p99_us|us|lo|tacio|mutex-cv libuv|libuv|-|-
 handoff: post -> dequeue p99, 2 consumers|handoff|n2|p99_us|us|lo|tacio|mutex-cv libuv|libuv|-|-
+handoff: pool callback (tacio_pool_submit) throughput, 1 consumer|handoff|n1|ops_s|posts/s|hi|pool|mutex-cv libuv tacio|mutex-cv|2|-
+handoff: pool callback (tacio_pool_submit) throughput, 2 consumers|handoff|n2|ops_s|posts/s|hi|pool|mutex-cv libuv tacio|mutex-cv|2|-
+handoff: pool post -> callback starts p50, 1 consumer|handoff|n1|p50_us|us|lo|pool|mutex-cv libuv tacio|libuv|1|-
+handoff: pool post -> callback starts p50, 2 consumers|handoff|n2|p50_us|us|lo|pool|mutex-cv libuv tacio|libuv|1|-
+handoff: pool post -> callback starts p99, 1 consumer|handoff|n1|p99_us|us|lo|pool|mutex-cv libuv tacio|libuv|-|-
+handoff: pool post -> callback starts p99, 2 consumers|handoff|n2|p99_us|us|lo|pool|mutex-cv libuv tacio|libuv|-|-
+handoff: pool work object (tacio_pool_work_submit) throughput, 1 consumer|handoff|n1|ops_s|posts/s|hi|pool-work|mutex-cv pool|mutex-cv|-|-
+handoff: pool work object (tacio_pool_work_submit) throughput, 2 consumers|handoff|n2|ops_s|posts/s|hi|pool-work|mutex-cv pool|mutex-cv|-|-
 files: 4K random read QD32, page cache|files|cached|iops|IOPS|hi|tacio|fio fio-lean|fio|0.9|-|cpu_us_per_io|us CPU/IO
 files: 4K random read QD32, page cache, vs fio-lean|files|cached|iops|IOPS|hi|tacio|fio-lean|fio-lean|0.9|-|cpu_us_per_io|us CPU/IO
 files: 4K random read QD32, O_DIRECT|files|direct|iops|IOPS|hi|tacio|fio fio-lean|fio|0.9|-|cpu_us_per_io|us CPU/IO
@@ -400,10 +420,13 @@ EOF
 				echo "echo $conns conns, $size B: 1 worker thread|echo|$c|rps|req/s|hi|tacio-1t|echo-uring|echo-uring|-|-|cpu_us_per_op|us/req"
 				echo "echo $conns conns, $size B: workers exit every 1000 entries|echo|$c|rps|req/s|hi|tacio-churn|echo-uring|echo-uring|-|-|cpu_us_per_op|us/req"
 				echo "echo $conns conns, $size B: epoll backend|echo|$c|rps|req/s|hi|tacio-epoll|echo-epoll|echo-epoll|-|not yet built (epoll backend)|cpu_us_per_op|us/req"
-				echo "echo $conns conns, $size B: pool-callback server|echo|$c|rps|req/s|hi|tacio-pool|echo-uring|echo-uring|-|not yet built (pool layer; run-echo.sh server tacio-pool)|cpu_us_per_op|us/req"
 			else
 				echo "echo $conns conns, $size B vs echo-uring|echo|$c|rps|req/s|hi|tacio|$all|echo-uring|-|-|cpu_us_per_op|us/req"
 			fi
+			# Issue 4: the server on pool-bound callbacks >= 0.9x the
+			# port-based example, at every connection count, both figures.
+			echo "echo $conns conns, $size B: pool callbacks (echo-pool) vs port (echo-server)|echo|$c|rps|req/s|hi|tacio-pool|tacio echo-uring|tacio|0.9|-|cpu_us_per_op|us/req"
+			echo "echo $conns conns, $size B: pool callbacks, server CPU vs port|echo|$c|cpu_us_per_op|us/req|lo|tacio-pool|tacio|tacio|0.9|-"
 		done
 	done
 	cat <<'EOF'
@@ -430,7 +453,10 @@ elapsed=$((SECONDS - t_start))
 	echo "$legend"
 	echo "memory: bytes_per_op is the resident-set growth when the receives are started, divided by their number, after the caller's records and buffers and the handles already exist (what is counted: bench/memory.c); handles are reported separately in the raw results (handle_bytes)."
 } >"$tmp/latest.md"
-cp "$tmp/latest.md" "$results/latest.md"
+# A partial run (--only) does not replace the full table.
+table_md="$results/latest.md"
+[ "$only" = "nop handoff files memory echo hooks" ] || table_md="$results/$stamp.md"
+cp "$tmp/latest.md" "$table_md"
 
 # --- JSON ------------------------------------------------------------------------------------------
 json="$results/$stamp.json"
@@ -517,6 +543,6 @@ plot_echo() {
 plot_echo
 
 echo
-cat "$results/latest.md"
+cat "$table_md"
 echo
-progress "done in $((elapsed / 60))m$((elapsed % 60))s; raw: ${raw#"$root"/}, ${json#"$root"/}; table: bench/results/latest.md"
+progress "done in $((elapsed / 60))m$((elapsed % 60))s; raw: ${raw#"$root"/}, ${json#"$root"/}; table: ${table_md#"$root"/}"

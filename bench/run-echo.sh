@@ -18,15 +18,28 @@
 # (bench/echo-load, ping-pong, 1 s warm-up) to CPU 0, loopback only. Servers
 # are run interleaved (A B C A B C ...) and the table shows medians; raw rows
 # go to bench/results/echo-<timestamp>.csv. Targets at 256 connections are
-# checked at the end (tacio >= 0.95x echo-uring, >= 1.2x echo-libuv).
+# checked at the end (tacio >= 0.95x echo-uring, >= 1.2x echo-libuv), and
+# the pool-callback server's at every connection count (tacio-pool >= 0.9x
+# tacio, the port-based example, on req/s and on CPU per request; medians and
+# the median of the paired ratios, run k of one against run k of the other).
 #
 # The tacio server is build-bench/examples/echo-server if it builds here, else
 # build/examples/echo-server, or $TACIO_ECHO_SERVER; missing means skipped.
+# tacio-pool is examples/echo-pool.c, the same server on pool-bound I/O
+# callbacks (build-bench/examples/echo-pool, or $TACIO_POOL_ECHO_SERVER).
+#
+#   --servers "A B ..."  run only these servers (of echo-uring echo-epoll
+#                        echo-libuv tacio tacio-1t tacio-churn tacio-epoll
+#                        tacio-pool), e.g. --servers "tacio tacio-pool"
+# Environment: TACIO_BENCH_BUILD=DIR builds in DIR instead of build-bench/;
+# TACIO_BENCH_SRC=DIR configures that source tree instead of the repository
+# (e.g. a clean export of HEAD while others edit the working tree).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-build="$root/build-bench"
+build=${TACIO_BENCH_BUILD:-$root/build-bench}
+src=${TACIO_BENCH_SRC:-$root}
 
 quick=0
 full=0
@@ -37,6 +50,7 @@ opt_conns=""
 opt_sizes=""
 csv=""
 prebuilt=0
+only_servers=""
 while (($#)); do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -66,8 +80,12 @@ while (($#)); do
 		shift
 		;;
 	--prebuilt) prebuilt=1 ;;
+	--servers)
+		only_servers=${2:?--servers needs a list}
+		shift
+		;;
 	-h | --help)
-		sed -n '2,25p' "$0"
+		sed -n '2,36p' "$0"
 		exit 0
 		;;
 	*)
@@ -134,7 +152,7 @@ build_all() {
 	: >"$log"
 	# The whole project first (gives examples/echo-server too); the bench
 	# directory alone if the library's CMake does not configure right now.
-	if cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTACIO_WERROR=ON >>"$log" 2>&1 &&
+	if cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTACIO_WERROR=ON >>"$log" 2>&1 &&
 		cmake --build "$build" -j"$(nproc)" --target echo-uring echo-epoll echo-load >>"$log" 2>&1; then
 		bindir="$build/bench"
 		cmake --build "$build" -j"$(nproc)" --target echo-libuv >>"$log" 2>&1 ||
@@ -143,6 +161,8 @@ build_all() {
 			[ -x "$build/examples/echo-server" ]; then
 			tacio_built=1
 		fi
+		cmake --build "$build" -j"$(nproc)" --target echo-pool >>"$log" 2>&1 ||
+			echo "note: examples/echo-pool did not build (see $log): tacio-pool skipped"
 		return 0
 	fi
 	echo "note: the full project did not configure/build (see $log); building bench/ alone"
@@ -194,6 +214,23 @@ if [ -x "$tacio_bin" ]; then
 else
 	echo "tacio: $tacio_bin not found: skipped (build examples/echo-server to include it)"
 fi
+pool_bin=${TACIO_POOL_ECHO_SERVER:-$build/examples/echo-pool}
+if [ -x "$pool_bin" ] && timeout 10 "$pool_bin" --demo --conns 4 --rounds 50 >/dev/null 2>&1; then
+	servers+=(tacio-pool)
+	echo "tacio-pool: ${pool_bin#"$root"/} --threads 2 (pool-bound I/O callbacks, min = max = 2 threads)"
+elif [ -x "$pool_bin" ]; then
+	echo "tacio-pool: ${pool_bin#"$root"/} --demo fails: skipped"
+else
+	echo "tacio-pool: $pool_bin not found: skipped (build examples/echo-pool to include it)"
+fi
+if [ -n "$only_servers" ]; then
+	picked=()
+	for s in $only_servers; do
+		for t in "${servers[@]}"; do [ "$s" = "$t" ] && picked+=("$s"); done
+	done
+	((${#picked[@]})) || die "--servers \"$only_servers\": none of them is available (${servers[*]})"
+	servers=("${picked[@]}")
+fi
 
 server_argv() { # name port -> sets argv
 	case "$1" in
@@ -202,6 +239,7 @@ server_argv() { # name port -> sets argv
 	tacio-1t) argv=("$tacio_bin" --port "$2" --threads 1) ;;
 	tacio-churn) argv=("$tacio_bin" --port "$2" --threads 2 --churn 1000) ;;
 	tacio-epoll) argv=(env TACIO_BACKEND=epoll "$tacio_bin" --port "$2" --threads 2) ;;
+	tacio-pool) argv=("$pool_bin" --port "$2" --threads 2) ;;
 	esac
 }
 
@@ -304,7 +342,7 @@ run_one() { # name conns size rep
 		status=failed
 	fi
 	echo "$stamp,$conns,$size,$name,$rep,$seconds,$rps,$p50,$p99,$scpu,$per,$ccpu,$status" >>"$csv"
-	printf '  %-10s conns=%-4s size=%-4s rep %s: %s\n' "$name" "$conns" "$size" "$rep" \
+	printf '  %-11s conns=%-4s size=%-4s rep %s: %s\n' "$name" "$conns" "$size" "$rep" \
 		"$([ $status = ok ] && echo "rps=$rps cpu_us_per_rt=$per client_cpu_pct=$ccpu" || echo FAILED)"
 }
 
@@ -423,5 +461,68 @@ END {
 		check(sizes[i], "echo-libuv", 1.2, "rps"); check(sizes[i], "echo-libuv", 1.2, "cpu")
 	}
 }' "$csv"
+# --- the pool-callback server against the port-based one (every case) -------------
+# Issue 4: examples/echo-pool >= 0.9x examples/echo-server. Ratios as above
+# (higher is better on both); "paired" is the median over reps of run k of
+# tacio-pool against run k of tacio, which ran next to each other in the
+# interleaving: steadier than a ratio of medians on a noisy shared machine.
+if [[ " ${servers[*]} " == *" tacio-pool "* && " ${servers[*]} " == *" tacio "* ]]; then
+	echo
+	echo "targets: tacio-pool (pool-bound callbacks) >= 0.90x tacio (port-based echo-server), on rps and"
+	echo "CPU per round trip (cpu ratio = tacio cpu/rt / tacio-pool cpu/rt), at every connection count"
+	awk -F, '
+	function median(a, n, i, j, t) {
+		for (i = 2; i <= n; i++) {
+			t = a[i]
+			for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
+			a[j + 1] = t
+		}
+		if (n == 0) return 0
+		if (n % 2) return a[(n + 1) / 2]
+		return (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	function med(c, s, srv, m, n, i, a) {
+		n = 0
+		for (i = 1; i <= maxrep; i++) if ((c, s, srv, i) in v) a[++n] = v[c, s, srv, i, m]
+		return median(a, n)
+	}
+	function pair(c, s, m, n, i, a, pv, tv) {
+		n = 0
+		for (i = 1; i <= maxrep; i++) {
+			if (!((c, s, "tacio-pool", i) in v) || !((c, s, "tacio", i) in v)) continue
+			pv = v[c, s, "tacio-pool", i, m]; tv = v[c, s, "tacio", i, m]
+			if (pv <= 0 || tv <= 0) continue
+			a[++n] = (m == "rps") ? pv / tv : tv / pv
+		}
+		npair = n
+		return median(a, n)
+	}
+	function show(r) {
+		return (sprintf("%.2f", r) + 0 >= 0.9 && r < 0.9) ? sprintf("%.3f", r) : sprintf("%.2f", r)
+	}
+	NR == 1 || $13 != "ok" || ($4 != "tacio" && $4 != "tacio-pool") { next }
+	{
+		v[$2, $3, $4, $5] = 1; v[$2, $3, $4, $5, "rps"] = $7; v[$2, $3, $4, $5, "cpu"] = $11
+		if ($5 > maxrep) maxrep = $5
+		if (!(($2, $3) in seen)) { seen[$2, $3] = 1; cases[++nc] = $2 SUBSEP $3 }
+	}
+	END {
+		for (k = 1; k <= nc; k++) {
+			split(cases[k], cs, SUBSEP)
+			for (mi = 1; mi <= 2; mi++) {
+				m = mi == 1 ? "rps" : "cpu"
+				tm = med(cs[1], cs[2], "tacio", m); pm = med(cs[1], cs[2], "tacio-pool", m)
+				if (tm <= 0 || pm <= 0) {
+					printf "  conns %-5s size %-5s %-4s tacio-pool vs tacio  target >= 0.90  NO DATA\n", cs[1], cs[2], m
+					continue
+				}
+				r = (m == "rps") ? pm / tm : tm / pm
+				pr = pair(cs[1], cs[2], m)
+				printf "  conns %-5s size %-5s %-4s tacio-pool vs tacio  ratio %5s  paired %5s (%d pairs)  target >= 0.90  %s\n", \
+					cs[1], cs[2], m, show(r), npair ? show(pr) : "n/a", npair, (r >= 0.9 ? "met" : "NOT MET")
+			}
+		}
+	}' "$csv"
+fi
 echo
 echo "raw results: ${csv#"$root"/}"
