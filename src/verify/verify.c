@@ -348,12 +348,13 @@ bool tacio__verify_last(struct tacio__verify_report *out)
     return ok;
 }
 
-static int capture(void **pcs)
+/* The calling thread's stack from the verifier's hook outwards. Only this
+ * function's own frame is dropped: hooks may be tail calls, so a fixed
+ * count of further frames could cut the runtime's frames instead. */
+__attribute__((noinline)) static int capture(void **pcs)
 {
     int n = unw_backtrace(pcs, NFRAMES + 2);
-    /* Drop this function and the hook that called it: the stack starts in
-     * the runtime function the hook serves. */
-    int skip = n > 2 ? 2 : 0;
+    int skip = n > 1 ? 1 : 0;
     memmove(pcs, pcs + skip, (size_t)(n - skip) * sizeof *pcs);
     return n - skip > NFRAMES ? NFRAMES : n - skip;
 }
