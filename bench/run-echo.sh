@@ -30,7 +30,7 @@
 #
 #   --servers "A B ..."  run only these servers (of echo-uring echo-epoll
 #                        echo-libuv tacio tacio-1t tacio-churn tacio-epoll
-#                        tacio-pool), e.g. --servers "tacio tacio-pool"
+#                        tacio-verify tacio-pool), e.g. --servers "tacio tacio-pool"
 # Environment: TACIO_BENCH_BUILD=DIR builds in DIR instead of build-bench/;
 # TACIO_BENCH_SRC=DIR configures that source tree instead of the repository
 # (e.g. a clean export of HEAD while others edit the working tree).
@@ -211,6 +211,11 @@ if [ -x "$tacio_bin" ]; then
 	else
 		echo "tacio-epoll: the epoll backend does not run yet (echo-server --demo with TACIO_BACKEND=epoll fails): not yet built"
 	fi
+	# The verifier's overhead: the same server with TACIO_VERIFY=1.
+	if TACIO_VERIFY=1 timeout 10 "$tacio_bin" --demo --port $((40000 + RANDOM % 20000)) --conns 2 --rounds 10 >/dev/null 2>&1; then
+		servers+=(tacio-verify)
+		echo "tacio-verify: the same server with TACIO_VERIFY=1 (verifier on, abort mode)"
+	fi
 else
 	echo "tacio: $tacio_bin not found: skipped (build examples/echo-server to include it)"
 fi
@@ -239,6 +244,7 @@ server_argv() { # name port -> sets argv
 	tacio-1t) argv=("$tacio_bin" --port "$2" --threads 1) ;;
 	tacio-churn) argv=("$tacio_bin" --port "$2" --threads 2 --churn 1000) ;;
 	tacio-epoll) argv=(env TACIO_BACKEND=epoll "$tacio_bin" --port "$2" --threads 2) ;;
+	tacio-verify) argv=(env TACIO_VERIFY=1 "$tacio_bin" --port "$2" --threads 2) ;;
 	tacio-pool) argv=("$pool_bin" --port "$2" --threads 2) ;;
 	esac
 }

@@ -7,4 +7,5 @@
 #include <tacio/pool.h>
 #include <tacio/diag.h>
 #include <tacio/verify.h>
+#include <tacio/faults.h>
 #endif

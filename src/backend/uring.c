@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "verify/verify.h"
 
 #define CHUNK_SHIFT 10
 #define CHUNK_SLOTS (1u << CHUNK_SHIFT)
@@ -50,9 +51,13 @@
 
 struct slot {
     tacio_op_t *op;   /* NULL when free */
+    struct tacio_handle *h; /* the op's handle, kept here so a completion is
+                               matched and unlinked without reading the record */
     uint32_t gen;     /* advanced at every free */
     uint32_t aux;     /* live: handle cancel epoch at start; free: next free */
     uint32_t hnext, hprev; /* the handle's armed list, as index + 1 (0 = none) */
+    uint32_t opgen;   /* the op's generation when armed: its completion
+                         finishes that generation, never a later one */
 };
 
 struct uring {
@@ -112,6 +117,8 @@ static uint32_t slot_alloc(struct uring *u, tacio_op_t *op, uint32_t epoch)
     struct slot *s = slot_at(u, idx);
     u->free_head = s->aux;
     s->op = op;
+    s->h = op_handle(op);
+    s->opgen = op_gen(op);
     s->aux = epoch;
     u->live++;
     return idx;
@@ -473,6 +480,17 @@ static void handle_cqe(struct tacio_port *p, struct uring *u, const struct io_ur
     }
     tacio_op_t *op = s->op;
     long res = cqe->res;
+    /* The verifier looks before anything reads the record: a completion
+     * for one that already completed (a backend that lied) may be landing
+     * on freed memory. */
+    if (tacio__verifying() &&
+        !tacio__verify_completion(op, s->opgen,
+                                  res < 0 ? tacio_status_from_errno((int)-res) : TACIO_SUCCESS)) {
+        hlist_del_locked(u, s->h, idx);
+        slot_free(u, idx);
+        stat_add(&p->st.dropped_duplicates, 1);
+        return;
+    }
     if (res == -ECANCELED && should_reissue(u, op, s)) {
         uint32_t epoch = s->aux;
         if (prep_locked(u, op, idx)) {
@@ -503,9 +521,10 @@ static void handle_cqe(struct tacio_port *p, struct uring *u, const struct io_ur
         tacio__map_result(op, res, &st, &bytes);
         fill_from_len(op);
     }
-    hlist_del_locked(u, op_handle(op), idx);
+    uint32_t opgen = s->opgen;
+    hlist_del_locked(u, s->h, idx);
     slot_free(u, idx);
-    if (tacio__op_finish(op, op_gen(op), st, bytes, succ))
+    if (tacio__op_finish(op, opgen, st, bytes, succ))
         oplist_push(out, op);
     else
         stat_add(&p->st.dropped_duplicates, 1);

@@ -107,6 +107,8 @@ static tacio_status_t run(tacio_op_t *op, bool returned_pending)
      * still in its start call reports what closed under it. */
     if (st == TACIO_PORT_DISCONNECTED || (st == TACIO_FILE_CLOSED && returned_pending))
         st = TACIO_CANCELLED;
+    if (tacio__verifying())
+        tacio__verify_backend_final(op);
     return end_now(op, st, tacio__stream_progress(op), returned_pending);
 }
 

@@ -19,6 +19,15 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind, void
     if ((w & OPW_STATE_MASK) != OP_IDLE || (w & OPW_CANCEL))
         return false;
     uint32_t gen = ((w >> OPW_GEN_SHIFT) + 1) << OPW_GEN_SHIFT;
+    if (w == 0) {
+        /* A fresh (or zeroed) record: a generation from a process-wide
+         * counter, so a record freed and reallocated at the same address
+         * does not start again at 1, where a late completion of its
+         * previous life would match it. Reused records just count on. */
+        static _Atomic uint32_t fresh = 1;
+        uint32_t g = atomic_fetch_add_explicit(&fresh, 1, memory_order_relaxed) & 0xFFFFFFu;
+        gen = (g ? g : 1) << OPW_GEN_SHIFT;
+    }
     /* Claim the record (STARTING) before writing its fields, so a second
      * start of the same record is refused without touching them. acquire:
      * pairs with the release in tacio__op_release, so the previous

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -715,8 +716,22 @@ tacio_status_t tacio_pool_timer_create(tacio_pool_t *pool, tacio_pool_timer_fn f
     return TACIO_SUCCESS;
 }
 
-/* Arm the one timer operation for the current setting. */
+/* Arm the one timer operation for the current setting. A periodic timer
+ * re-armed from its own delivery retries a transient NO_MEMORY a few
+ * times rather than stop silently. */
+static tacio_status_t timer_start_once_locked(struct tacio_pool_timer *t);
 static tacio_status_t timer_start_locked(struct tacio_pool_timer *t)
+{
+    tacio_status_t st = timer_start_once_locked(t);
+    for (int i = 0; i < 8 && st == TACIO_NO_MEMORY && t->period; i++) {
+        t->armed = true;
+        sched_yield();
+        st = timer_start_once_locked(t);
+    }
+    return st;
+}
+
+static tacio_status_t timer_start_once_locked(struct tacio_pool_timer *t)
 {
     uint64_t now = now_ns();
     obj_ref(&t->o);

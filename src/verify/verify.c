@@ -35,6 +35,7 @@ enum vev { EV_BEGIN = 1, EV_FINISH, EV_SYNC, EV_DELIVER, EV_SECOND };
 
 #define NFRAMES 16
 #define NHIST 8
+#define NPAST 16
 #define NSTRIPES 64
 #define NBUCKETS 1024
 
@@ -59,6 +60,22 @@ struct vent {
     int nfirst;
     struct vhist hist[NHIST];
     unsigned nhist;
+    /* The record's last operations before this one, for a completion of
+     * one of them that comes after the record started again (the seed
+     * case: the caller reuses the memory once a warning said it was over,
+     * and the lying completion may come many reuses later). */
+    struct vlife {
+        uint32_t gen;
+        uint8_t state;
+        tacio_status_t status;
+        char how[16];
+        void *stack[NFRAMES];
+        int n;
+    } past[NPAST], last_life;
+    unsigned npast;
+    bool suspect;   /* this life ended in its start call after the backend
+                       was asked to arm it and answered with a final status:
+                       the only way a backend can lie, so kept in past[] */
 };
 
 struct stripe {
@@ -386,8 +403,19 @@ void tacio__verify_begin(tacio_op_t *op, uint32_t gen, struct tacio_handle *h)
         old = *e;
         reused = true;
     }
+    if (e->state) {
+        struct vlife *l = e->suspect && e->state == V_SYNC ? &e->past[e->npast++ % NPAST]
+                                                            : &e->last_life;
+        l->gen = e->gen;
+        l->state = e->state;
+        l->status = e->first_status;
+        memcpy(l->how, e->first_how, sizeof l->how);
+        memcpy(l->stack, e->first_stack, sizeof l->stack);
+        l->n = e->nfirst;
+    }
     e->gen = gen;
     e->state = V_PENDING;
+    e->suspect = false;
     e->handle = h;
     e->key = h->type == H_TIMER ? (uint64_t)(uintptr_t)op->priv_buf : h->key;
     e->nfirst = 0;
@@ -404,6 +432,21 @@ void tacio__verify_begin(tacio_op_t *op, uint32_t gen, struct tacio_handle *h)
                "freed and reused before its completion was delivered",
                (void *)op, gen, old.gen, old.state == V_PENDING ? "pending" : "queued");
     }
+}
+
+bool tacio__verify_completion(tacio_op_t *op, uint32_t gen, tacio_status_t st)
+{
+    if (!stripes)
+        return true;
+    unsigned b;
+    struct stripe *s = stripe_of(op, &b);
+    pthread_mutex_lock(&s->m);
+    struct vent *e = find_locked(s, b, op);
+    bool ok = !e || (e->state == V_PENDING && e->gen == gen);
+    pthread_mutex_unlock(&s->m);
+    /* A second completion: the finish check reports it (and, since it
+     * only reads the registry, without touching the record). */
+    return ok || tacio__verify_finish(op, gen, st, 0);
 }
 
 bool tacio__verify_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint64_t bytes)
@@ -444,7 +487,36 @@ bool tacio__verify_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint6
     pthread_mutex_unlock(&s->m);
     void *here[NFRAMES + 2];
     int n = capture(here);
-    if (copy.gen != gen) {
+    const struct vlife *life = NULL;
+    if (copy.gen != gen && copy.last_life.gen == gen &&
+        (copy.last_life.state == V_SYNC || copy.last_life.state == V_DELIVERED))
+        life = &copy.last_life;
+    for (unsigned i = 0; !life && copy.gen != gen && i < NPAST && i < copy.npast; i++)
+        if (copy.past[i].gen == gen && copy.past[i].state)
+            life = &copy.past[i];
+    if (life) {
+        /* An earlier operation of this record: report it as itself. */
+        uint32_t now_gen = copy.gen;
+        copy.gen = life->gen;
+        copy.state = life->state;
+        copy.first_status = life->status;
+        memcpy(copy.first_how, life->how, sizeof copy.first_how);
+        memcpy(copy.first_stack, life->stack, sizeof copy.first_stack);
+        copy.nfirst = life->n;
+        if (copy.state == V_SYNC)
+            report("double_completion", &copy, st, here, n,
+                   "operation %p completed twice: it returned %s synchronously (so the caller "
+                   "owned the record again, and has since started it again as generation %u) "
+                   "and was also queued, with %s",
+                   (void *)op, tacio_status_name(copy.first_status), now_gen,
+                   tacio_status_name(st));
+        else
+            report("double_completion", &copy, st, here, n,
+                   "operation %p completed twice: first %s (%s), then again with %s, after the "
+                   "record was started again as generation %u",
+                   (void *)op, tacio_status_name(copy.first_status), copy.first_how,
+                   tacio_status_name(st), now_gen);
+    } else if (copy.gen != gen) {
         report("double_completion", &copy, st, here, n,
                "operation %p (generation %u) completed again with %s after its record was "
                "reused for generation %u",
@@ -499,6 +571,19 @@ static void first_delivery(tacio_op_t *op, tacio_status_t st, uint64_t bytes, co
                "(%s): a delivery for a record the runtime does not know",
                (void *)op, how, tacio_status_name(st),
                copy.state == V_PENDING ? "still pending" : "already delivered");
+}
+
+void tacio__verify_backend_final(tacio_op_t *op)
+{
+    if (!stripes)
+        return;
+    unsigned b;
+    struct stripe *s = stripe_of(op, &b);
+    pthread_mutex_lock(&s->m);
+    struct vent *e = find_locked(s, b, op);
+    if (e)
+        e->suspect = true;
+    pthread_mutex_unlock(&s->m);
 }
 
 void tacio__verify_sync(tacio_op_t *op, tacio_status_t st)

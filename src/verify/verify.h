@@ -37,6 +37,11 @@ TACIO_INTERNAL void tacio__verify_begin(tacio_op_t *op, uint32_t gen, struct tac
  * dropped it (a second completion); the record has not been read. */
 TACIO_INTERNAL bool tacio__verify_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st,
                                          uint64_t bytes);
+/* A backend's completion for (op, gen) arrived: false when it is a second
+ * one (reported; the backend then drops it without reading the record). */
+TACIO_INTERNAL bool tacio__verify_completion(tacio_op_t *op, uint32_t gen, tacio_status_t st);
+/* The backend was asked to arm op and answered with a final status. */
+TACIO_INTERNAL void tacio__verify_backend_final(tacio_op_t *op);
 /* The start call returns st to the caller: the record is the caller's. */
 TACIO_INTERNAL void tacio__verify_sync(tacio_op_t *op, tacio_status_t st);
 /* The entry for op is handed out (how: "dequeue", "discard", "routine"). */
