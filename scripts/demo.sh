@@ -11,6 +11,17 @@ build/examples/echo-server --demo --threads 2 --conns 16 --rounds 5000
 echo "== the same, with each worker thread exiting after 500 entries and leaving its I/O pending"
 echo "   (thread-agnostic I/O: the receives it started complete anyway)"
 build/examples/echo-server --demo --threads 2 --conns 16 --rounds 5000 --churn 500
+echo "== the same server on pool-bound callbacks (examples/echo-pool.c)"
+build/examples/echo-pool --demo --threads 2 --conns 16 --rounds 5000
+echo "== the seed case (examples/seed-repro): a backend that also completes a receive it"
+echo "   answered BUFFER_OVERFLOW synchronously, caught by the verifier (TACIO_VERIFY=1)"
+set +e
+TACIO_BACKEND=io_uring TACIO_VERIFY=1 TACIO_FAULTS=seed=1,lie=0.05 TACIO_FAULT_LOG="$PWD/build/demo-faults.jsonl" \
+  TACIO_DIAG_JOURNAL=0 build/examples/seed-repro --requests 300 2>&1 | sed -n '1,/second delivery/p;/aborting/p'
+set -e
+echo "   (the same report is a JSON fault record: build/tools/tacio-faults/tacio-faults show last -f build/demo-faults.jsonl)"
+echo "== tacio-err: what those numbers mean"
+build/tools/tacio-err/tacio-err 0x80000005 0xC0000120 0x80131506 995
 if [ -x build/examples/file-copy ]; then
   echo "== file-copy demo (examples/file-copy.c)"
   tmp=$(mktemp -d)

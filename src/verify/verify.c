@@ -183,11 +183,22 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The thread id, asked of the kernel once per thread (a syscall per hook
+ * was most of the verifier's cost). */
+static _Thread_local int my_tid;
+
+static int tid_now(void)
+{
+    if (!my_tid)
+        my_tid = (int)tacio__gettid();
+    return my_tid;
+}
+
 static void hist_add(struct vent *e, enum vev ev, tacio_status_t st)
 {
     struct vhist *h = &e->hist[e->nhist++ % NHIST];
     h->ev = (uint8_t)ev;
-    h->tid = (int)tacio__gettid();
+    h->tid = tid_now();
     h->t_ns = now_ns();
     h->st = st;
 }
