@@ -1,0 +1,665 @@
+/* tacio-httpd - an HTTPS server on the request queue (include/tacio/http.h).
+ *
+ *   tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D]
+ *               [--client-cert none|required|on-demand] [--root DIR]
+ *               [--threads N] [--max-head N] [--max-body N] [--max-target N]
+ *               [--max-conns N] [--request-timeout-ms N] [--idle-timeout-ms N]
+ *               [--handshake-timeout-ms N] [--log clf|json|none]
+ *               [--shutdown-deadline-ms N] [--port-file F]
+ *
+ * With no arguments: https://127.0.0.1:8443/, client certificates on demand,
+ * and a development CA, server and client certificate created on first run
+ * in --pki-dir (default $XDG_STATE_HOME/tacio-httpd or
+ * ~/.local/state/tacio-httpd); it prints the directory and the curl commands.
+ *
+ * Routes: /healthz, /whoami (client certificate on demand: JSON, or 403 with
+ * why), /metrics (Prometheus text), POST /echo (the body back), and static
+ * files from --root. One log line per request. SIGTERM/SIGINT: stop
+ * accepting, let requests in flight finish until the deadline, then close.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/opensslv.h>
+#include <openssl/x509.h>
+
+#include <tacio/http.h>
+#include <tacio/tacio.h>
+
+#include "http/pki.h"
+
+enum kind { K_RECV, K_CERT, K_BODY, K_SEND };
+
+struct task;
+
+/* A receiver: one receive-request record always out. */
+struct rx {
+    enum kind kind;
+    tacio_http_op_t op;
+    size_t cap;
+    tacio_http_request_t *buf;
+};
+
+/* One request being answered. */
+struct task {
+    tacio_http_op_t op;
+    enum kind kind;
+    uint64_t id;
+    char method[16];
+    char target[512];
+    char peer[64];
+    char version[12];
+    int status;
+    uint64_t bytes;
+    uint64_t t0;
+    void *cert;
+    size_t cert_cap;
+    char *body;
+    size_t body_len, body_cap;
+    char *resp;            /* response body we built (freed at the end) */
+};
+
+static tacio_http_queue_t *queue;
+static const char *root;
+static int log_mode = 1; /* 0 none, 1 clf, 2 json */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t by_status[1000];
+static _Atomic uint64_t cert_outcome[6]; /* ok, overflow_retried, none, unsupported, timeout, error */
+static const char *const cert_outcome_name[6] = {"success", "overflow_retried", "no_certificate",
+                                                 "unsupported", "timeout", "error"};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void log_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    pthread_mutex_lock(&log_mu);
+    fprintf(stderr, "%s\n", line);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void task_end(struct task *t)
+{
+    if (t->status >= 0 && t->status < 1000)
+        atomic_fetch_add_explicit(&by_status[t->status], 1, memory_order_relaxed);
+    if (log_mode) {
+        pthread_mutex_lock(&log_mu);
+        if (log_mode == 1) {
+            char date[64];
+            time_t now = time(NULL);
+            struct tm tm;
+            gmtime_r(&now, &tm);
+            strftime(date, sizeof date, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+            fprintf(stdout, "%s - - [%s] \"%s %s %s\" %d %llu\n", t->peer, date, t->method,
+                    t->target, t->version, t->status, (unsigned long long)t->bytes);
+        } else {
+            fprintf(stdout, "{\"peer\":");
+            json_str(stdout, t->peer);
+            fprintf(stdout, ",\"method\":");
+            json_str(stdout, t->method);
+            fprintf(stdout, ",\"target\":");
+            json_str(stdout, t->target);
+            fprintf(stdout, ",\"status\":%d,\"bytes\":%llu,\"us\":%llu}\n", t->status,
+                    (unsigned long long)t->bytes, (unsigned long long)(now_us() - t->t0));
+        }
+        fflush(stdout);
+        pthread_mutex_unlock(&log_mu);
+    }
+    free(t->cert);
+    free(t->body);
+    free(t->resp);
+    free(t);
+}
+
+/* Send a response; the task ends when it is out. */
+static void respond(struct task *t, int status, const char *ctype, const void *body, size_t len,
+                    int fd, uint64_t flen)
+{
+    tacio_http_header_t h[2] = {{"Content-Type", 12, ctype, strlen(ctype)},
+                                {"Server", 6, "tacio-httpd", 11}};
+    tacio_http_response_t r = {.status = status, .headers = h, .header_count = 2,
+                               .body = body, .body_len = len, .file_fd = fd, .file_len = flen};
+    t->status = status;
+    t->bytes = body ? len : flen;
+    t->kind = K_SEND;
+    tacio_status_t st = tacio_http_send_response(queue, t->id, &t->op, &r);
+    if (fd >= 0)
+        close(fd); /* read during the call */
+    if (st != TACIO_PENDING)
+        task_end(t);
+}
+
+static void respond_text(struct task *t, int status, const char *ctype, char *text)
+{
+    t->resp = text;
+    respond(t, status, ctype, text, strlen(text), -1, 0);
+}
+
+static char *printf_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *printf_alloc(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static void verdict_str(unsigned flags, char *buf, size_t size)
+{
+    static const char *names[] = {"expired", "not_yet_valid", "untrusted", "bad_signature",
+                                  "revocation_unknown", "other"};
+    if (!flags) {
+        snprintf(buf, size, "ok");
+        return;
+    }
+    buf[0] = '\0';
+    for (int i = 0; i < 6; i++)
+        if (flags & (1u << i)) {
+            if (buf[0])
+                strncat(buf, ",", size - strlen(buf) - 1);
+            strncat(buf, names[i], size - strlen(buf) - 1);
+        }
+}
+
+static void whoami_answer(struct task *t)
+{
+    const tacio_http_client_cert_t *c = t->cert;
+    char verdict[128];
+    verdict_str(c->verify_flags, verdict, sizeof verdict);
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    fprintf(f, "{\"subject\":");
+    json_str(f, c->subject);
+    fprintf(f, ",\"issuer\":");
+    json_str(f, c->issuer);
+    fprintf(f, ",\"serial\":");
+    json_str(f, c->serial_hex);
+    fprintf(f, ",\"sha256\":");
+    json_str(f, c->sha256_hex);
+    fprintf(f, ",\"verdict\":");
+    json_str(f, verdict);
+    fprintf(f, ",\"x509_error\":");
+    json_str(f, c->verify_flags ? X509_verify_cert_error_string(c->x509_error) : "ok");
+    fprintf(f, ",\"chain_count\":%zu,\"chain_der_bytes\":%zu}\n", c->chain_count, c->der_len);
+    fclose(f);
+    respond_text(t, c->verify_flags ? 403 : 200, "application/json", body);
+}
+
+static void whoami_refuse(struct task *t, const char *why)
+{
+    respond_text(t, 403, "application/json",
+                 printf_alloc("{\"error\":\"%s\"}\n", why));
+}
+
+/* A certificate result, synchronous or from the callback. */
+static void cert_result(struct task *t, tacio_status_t st, uint64_t bytes, int retried)
+{
+    if (st == TACIO_BUFFER_OVERFLOW && !retried) {
+        /* The seed's case: the first 1500 bytes were not enough. Over, no
+         * completion follows; grow and ask again. */
+        free(t->cert);
+        t->cert_cap = (size_t)bytes;
+        t->cert = aligned_alloc(16, (t->cert_cap + 15) & ~(size_t)15);
+        t->kind = K_CERT;
+        st = tacio_http_receive_client_cert(queue, t->id, &t->op, t->cert, t->cert_cap);
+        if (st == TACIO_PENDING)
+            return;
+        atomic_fetch_add_explicit(&cert_outcome[1], 1, memory_order_relaxed);
+        cert_result(t, st, t->op.bytes, 1);
+        return;
+    }
+    switch (st) {
+    case TACIO_SUCCESS:
+        if (!retried)
+            atomic_fetch_add_explicit(&cert_outcome[0], 1, memory_order_relaxed);
+        whoami_answer(t);
+        return;
+    case TACIO_NOT_FOUND:
+        atomic_fetch_add_explicit(&cert_outcome[2], 1, memory_order_relaxed);
+        whoami_refuse(t, "no client certificate");
+        return;
+    case TACIO_NOT_SUPPORTED:
+        atomic_fetch_add_explicit(&cert_outcome[3], 1, memory_order_relaxed);
+        whoami_refuse(t, "client cannot be asked for a certificate (no post-handshake auth or renegotiation)");
+        return;
+    case TACIO_IO_TIMEOUT:
+        atomic_fetch_add_explicit(&cert_outcome[4], 1, memory_order_relaxed);
+        whoami_refuse(t, "client did not answer the certificate request");
+        return;
+    default:
+        atomic_fetch_add_explicit(&cert_outcome[5], 1, memory_order_relaxed);
+        if (st == TACIO_CANCELLED || st == TACIO_CONNECTION_ABORTED) {
+            t->status = 499;
+            task_end(t);
+            return;
+        }
+        whoami_refuse(t, tacio_status_name(st));
+    }
+}
+
+static void metrics(struct task *t)
+{
+    tacio_http_stats_t s;
+    tacio_http_queue_stats(queue, &s);
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    fprintf(f, "# TYPE tacio_http_connections_open gauge\ntacio_http_connections_open %llu\n",
+            (unsigned long long)s.open);
+    fprintf(f, "# TYPE tacio_http_connections_total counter\n"
+               "tacio_http_connections_total{result=\"accepted\"} %llu\n"
+               "tacio_http_connections_total{result=\"refused\"} %llu\n"
+               "tacio_http_connections_total{result=\"timed_out\"} %llu\n",
+            (unsigned long long)s.accepted, (unsigned long long)s.refused,
+            (unsigned long long)s.timeouts);
+    fprintf(f, "# TYPE tacio_http_handshakes_total counter\n"
+               "tacio_http_handshakes_total{result=\"ok\"} %llu\n"
+               "tacio_http_handshakes_total{result=\"error\"} %llu\n",
+            (unsigned long long)s.handshakes, (unsigned long long)s.handshake_errors);
+    fprintf(f, "# TYPE tacio_http_requests_total counter\n");
+    for (int i = 0; i < 1000; i++) {
+        uint64_t v = atomic_load_explicit(&by_status[i], memory_order_relaxed);
+        if (v)
+            fprintf(f, "tacio_http_requests_total{status=\"%d\"} %llu\n", i, (unsigned long long)v);
+    }
+    fprintf(f, "tacio_http_requests_total{status=\"rejected_by_library\"} %llu\n",
+            (unsigned long long)s.rejected);
+    fprintf(f, "# TYPE tacio_http_client_cert_requests_total counter\n");
+    for (int i = 0; i < 6; i++)
+        fprintf(f, "tacio_http_client_cert_requests_total{outcome=\"%s\"} %llu\n",
+                cert_outcome_name[i],
+                (unsigned long long)atomic_load_explicit(&cert_outcome[i], memory_order_relaxed));
+    fprintf(f, "# TYPE tacio_http_completions_total counter\n"
+               "tacio_http_completions_total{status=\"success\"} %llu\n"
+               "tacio_http_completions_total{status=\"buffer_overflow\"} %llu\n"
+               "tacio_http_completions_total{status=\"cancelled\"} %llu\n"
+               "tacio_http_completions_total{status=\"error\"} %llu\n"
+               "# TYPE tacio_http_sync_results_total counter\ntacio_http_sync_results_total %llu\n",
+            (unsigned long long)s.completions_success, (unsigned long long)s.completions_overflow,
+            (unsigned long long)s.completions_cancelled, (unsigned long long)s.completions_error,
+            (unsigned long long)s.sync_results);
+    fclose(f);
+    respond_text(t, 200, "text/plain; version=0.0.4", body);
+}
+
+static const char *ctype_of(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (!dot)
+        return "application/octet-stream";
+    if (!strcmp(dot, ".html") || !strcmp(dot, ".htm"))
+        return "text/html";
+    if (!strcmp(dot, ".txt"))
+        return "text/plain";
+    if (!strcmp(dot, ".json"))
+        return "application/json";
+    if (!strcmp(dot, ".css"))
+        return "text/css";
+    if (!strcmp(dot, ".js"))
+        return "text/javascript";
+    return "application/octet-stream";
+}
+
+static void static_file(struct task *t, const char *path)
+{
+    if (!root || strstr(path, "..")) {
+        respond_text(t, 404, "text/plain", strdup("not found\n"));
+        return;
+    }
+    char full[4096];
+    snprintf(full, sizeof full, "%s%s%s", root, path,
+             path[strlen(path) - 1] == '/' ? "index.html" : "");
+    int fd = open(full, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        respond_text(t, 404, "text/plain", strdup("not found\n"));
+        return;
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        respond(t, 200, ctype_of(full), "", 0, -1, 0);
+        return;
+    }
+    respond(t, 200, ctype_of(full), NULL, 0, fd, (uint64_t)sb.st_size);
+}
+
+/* Read the body of POST /echo, then send it back. */
+static void echo_more(struct task *t, tacio_status_t st, uint64_t bytes)
+{
+    for (;;) {
+        if (st == TACIO_SUCCESS) {
+            t->body_len += bytes;
+        } else if (st == TACIO_END_OF_FILE) {
+            respond(t, 200, "application/octet-stream", t->body ? t->body : "", t->body_len, -1, 0);
+            return;
+        } else if (st == TACIO_FILE_TOO_LARGE) {
+            t->status = 413; /* the library answered */
+            task_end(t);
+            return;
+        } else if (st != TACIO_PENDING) {
+            t->status = 499;
+            task_end(t);
+            return;
+        }
+        if (t->body_cap - t->body_len < 16384) {
+            t->body_cap = t->body_cap ? t->body_cap * 2 : 65536;
+            t->body = realloc(t->body, t->body_cap);
+        }
+        t->kind = K_BODY;
+        st = tacio_http_receive_body(queue, t->id, &t->op, t->body + t->body_len,
+                                     t->body_cap - t->body_len);
+        if (st == TACIO_PENDING)
+            return;
+        bytes = t->op.bytes;
+    }
+}
+
+static void handle(const tacio_http_request_t *r)
+{
+    struct task *t = calloc(1, sizeof *t);
+    t->op.user = &t->kind;
+    t->id = r->request_id;
+    t->t0 = now_us();
+    snprintf(t->method, sizeof t->method, "%s", r->method);
+    snprintf(t->target, sizeof t->target, "%s", r->target);
+    snprintf(t->version, sizeof t->version, "HTTP/%u.%u", r->version_major, r->version_minor);
+    if (tacio_http_peer(queue, t->id, t->peer, sizeof t->peer) != TACIO_SUCCESS)
+        snprintf(t->peer, sizeof t->peer, "-");
+    const char *path = r->path;
+    if (!strcmp(path, "/healthz")) {
+        respond_text(t, 200, "text/plain", strdup("ok\n"));
+    } else if (!strcmp(path, "/metrics")) {
+        metrics(t);
+    } else if (!strcmp(path, "/whoami")) {
+        t->cert_cap = TACIO_HTTP_CERT_FIRST_BUFFER;
+        t->cert = aligned_alloc(16, t->cert_cap + 4); /* 1504: a multiple of 16 */
+        t->kind = K_CERT;
+        tacio_status_t st = tacio_http_receive_client_cert(queue, t->id, &t->op, t->cert, t->cert_cap);
+        if (st != TACIO_PENDING)
+            cert_result(t, st, t->op.bytes, 0);
+    } else if (!strcmp(path, "/echo") && !strcmp(r->method, "POST")) {
+        echo_more(t, TACIO_PENDING, 0);
+    } else if (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) {
+        static_file(t, path);
+    } else {
+        respond_text(t, 405, "text/plain", strdup("method not allowed\n"));
+    }
+}
+
+static void rx_next(struct rx *x)
+{
+    for (;;) {
+        x->kind = K_RECV;
+        tacio_status_t st = tacio_http_receive_request(queue, 0, &x->op, x->buf, x->cap);
+        if (st == TACIO_PENDING)
+            return;
+        if (st == TACIO_BUFFER_OVERFLOW) {
+            /* Grow and receive that same request by its id: synchronous. */
+            uint64_t id = x->op.request_id;
+            free(x->buf);
+            x->cap = (size_t)x->op.bytes;
+            x->buf = aligned_alloc(16, (x->cap + 15) & ~(size_t)15);
+            st = tacio_http_receive_request(queue, id, &x->op, x->buf, x->cap);
+        }
+        if (st != TACIO_SUCCESS)
+            return; /* closing */
+        handle(x->buf);
+    }
+}
+
+static void on_done(tacio_http_queue_t *q, void *ctx, tacio_http_op_t *op, tacio_status_t st,
+                    uint64_t bytes)
+{
+    (void)q;
+    (void)ctx;
+    enum kind *k = op->user;
+    if (*k == K_RECV) {
+        struct rx *x = tacio_container_of(op, struct rx, op);
+        if (st == TACIO_BUFFER_OVERFLOW) {
+            uint64_t id = op->request_id;
+            free(x->buf);
+            x->cap = (size_t)bytes;
+            x->buf = aligned_alloc(16, (x->cap + 15) & ~(size_t)15);
+            st = tacio_http_receive_request(queue, id, &x->op, x->buf, x->cap);
+        }
+        if (st == TACIO_SUCCESS) {
+            handle(x->buf);
+            rx_next(x);
+        }
+        return;
+    }
+    struct task *t = tacio_container_of(op, struct task, op);
+    switch (t->kind) {
+    case K_CERT:
+        cert_result(t, st, bytes, t->cert_cap > TACIO_HTTP_CERT_FIRST_BUFFER);
+        break;
+    case K_BODY:
+        echo_more(t, st, bytes);
+        break;
+    case K_SEND:
+        if (st != TACIO_SUCCESS)
+            t->status = 499;
+        task_end(t);
+        break;
+    default:
+        break;
+    }
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D]\n"
+            "  [--client-cert none|required|on-demand] [--root DIR] [--threads N]\n"
+            "  [--max-head N] [--max-body N] [--max-target N] [--max-conns N]\n"
+            "  [--request-timeout-ms N] [--idle-timeout-ms N] [--handshake-timeout-ms N]\n"
+            "  [--log clf|json|none] [--shutdown-deadline-ms N] [--port-file F]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *urls[16];
+    int n_urls = 0;
+    const char *cert = NULL, *key = NULL, *ca = NULL, *pki_dir = NULL, *port_file = NULL;
+    tacio_http_client_cert_mode_t mode = TACIO_HTTP_CLIENT_CERT_ON_DEMAND;
+    unsigned threads = 2, deadline_ms = 5000;
+    tacio_http_queue_options_t qo = {.log = log_line};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(name) (!strcmp(a, name) && v && ++i)
+        if (ARG("--listen")) {
+            if (n_urls < 16)
+                urls[n_urls++] = v;
+        } else if (ARG("--cert")) cert = v;
+        else if (ARG("--key")) key = v;
+        else if (ARG("--ca")) ca = v;
+        else if (ARG("--pki-dir")) pki_dir = v;
+        else if (ARG("--root")) root = v;
+        else if (ARG("--port-file")) port_file = v;
+        else if (ARG("--threads")) threads = (unsigned)atoi(v);
+        else if (ARG("--max-head")) qo.max_head = (uint32_t)atol(v);
+        else if (ARG("--max-body")) qo.max_body = (uint64_t)atoll(v);
+        else if (ARG("--max-target")) qo.max_target = (uint32_t)atol(v);
+        else if (ARG("--max-conns")) qo.max_connections = (unsigned)atoi(v);
+        else if (ARG("--request-timeout-ms")) qo.request_timeout_ms = (unsigned)atoi(v);
+        else if (ARG("--idle-timeout-ms")) qo.idle_timeout_ms = (unsigned)atoi(v);
+        else if (ARG("--handshake-timeout-ms")) qo.handshake_timeout_ms = (unsigned)atoi(v);
+        else if (ARG("--shutdown-deadline-ms")) deadline_ms = (unsigned)atoi(v);
+        else if (ARG("--client-cert")) {
+            if (!strcmp(v, "none")) mode = TACIO_HTTP_CLIENT_CERT_NONE;
+            else if (!strcmp(v, "required")) mode = TACIO_HTTP_CLIENT_CERT_REQUIRED;
+            else if (!strcmp(v, "on-demand")) mode = TACIO_HTTP_CLIENT_CERT_ON_DEMAND;
+            else usage();
+        } else if (ARG("--log")) {
+            log_mode = !strcmp(v, "none") ? 0 : !strcmp(v, "json") ? 2 : 1;
+        } else {
+            usage();
+        }
+#undef ARG
+    }
+    if (threads < 1 || threads > 256)
+        usage();
+    if (!n_urls)
+        urls[n_urls++] = "https://127.0.0.1:8443/";
+
+    char dir[1024], certp[1100], keyp[1100], cap[1100];
+    int need_tls = 0;
+    for (int i = 0; i < n_urls; i++)
+        need_tls |= !strncmp(urls[i], "https://", 8);
+    if (need_tls && (!cert || !key)) {
+        if (pki_dir) {
+            snprintf(dir, sizeof dir, "%s", pki_dir);
+        } else {
+            const char *xs = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+            if (xs && *xs)
+                snprintf(dir, sizeof dir, "%s/tacio-httpd", xs);
+            else
+                snprintf(dir, sizeof dir, "%s/.local/state/tacio-httpd", home ? home : ".");
+        }
+        unsigned created = 0;
+        tacio_status_t st = tacio__pki_dev_set_ensure(dir, TACIO__PKI_EC_P256, NULL, &created);
+        if (st != TACIO_SUCCESS) {
+            char e[256];
+            fprintf(stderr, "tacio-httpd: cannot create the development certificates in %s: %s %s\n",
+                    dir, tacio_status_name(st), tacio__pki_last_error(e, sizeof e));
+            return 1;
+        }
+        printf("development certificates %s in %s\n", created ? "created" : "found", dir);
+        snprintf(certp, sizeof certp, "%s/server-chain.pem", dir);
+        if (access(certp, R_OK) != 0)
+            snprintf(certp, sizeof certp, "%s/server.pem", dir);
+        snprintf(keyp, sizeof keyp, "%s/server.key", dir);
+        cert = certp;
+        key = keyp;
+        if (!ca) {
+            snprintf(cap, sizeof cap, "%s/ca.pem", dir);
+            ca = cap;
+        }
+    } else {
+        dir[0] = '\0';
+    }
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    tacio_pool_t *pool;
+    tacio_pool_options_t po = {.min_threads = threads, .max_threads = threads * 4,
+                               .concurrency = threads};
+    tacio_status_t st = tacio_pool_create(&pool, &po);
+    if (st != TACIO_SUCCESS) {
+        fprintf(stderr, "tacio-httpd: pool: %s %s\n", tacio_status_name(st), tacio_last_error());
+        return 1;
+    }
+    if ((st = tacio_http_queue_create(pool, &qo, on_done, NULL, &queue)) != TACIO_SUCCESS) {
+        fprintf(stderr, "tacio-httpd: queue: %s\n", tacio_status_name(st));
+        return 1;
+    }
+    tacio_http_tls_t tls = {.cert_file = cert, .key_file = key, .ca_file = ca, .client_cert = mode};
+    char ports[256] = "";
+    for (int i = 0; i < n_urls; i++) {
+        uint16_t port;
+        if ((st = tacio_http_queue_add_url(queue, urls[i], &tls, &port)) != TACIO_SUCCESS) {
+            fprintf(stderr, "tacio-httpd: listen %s: %s\n", urls[i], tacio_status_name(st));
+            return 1;
+        }
+        const char *scheme_end = strstr(urls[i], "://") + 3;
+        const char *colon = strrchr(scheme_end, ':');
+        printf("listening on %.*s:%u/\n", (int)(colon - urls[i]), urls[i], port);
+        size_t pl = strlen(ports);
+        snprintf(ports + pl, sizeof ports - pl, "%s%u", pl ? " " : "", port);
+        if (i == 0 && dir[0] && !strncmp(urls[i], "https://", 8)) {
+            printf("try:\n"
+                   "  curl --cacert %s/ca.pem https://localhost:%u/healthz\n"
+                   "  curl --cacert %s/ca.pem https://localhost:%u/whoami      (403: no client certificate)\n"
+                   "  curl --cacert %s/ca.pem --cert %s/client-chain.pem --key %s/client.key https://localhost:%u/whoami\n"
+                   "  curl --cacert %s/ca.pem https://localhost:%u/metrics\n",
+                   dir, port, dir, port, dir, dir, dir, port, dir, port);
+        }
+    }
+    if (port_file) {
+        char tmp[1100];
+        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            fprintf(f, "%s\n", ports);
+            fclose(f);
+            rename(tmp, port_file);
+        }
+    }
+    printf("OpenSSL %s; %u threads; client certificates: %s\n", OPENSSL_VERSION_TEXT, threads,
+           mode == TACIO_HTTP_CLIENT_CERT_NONE ? "none"
+           : mode == TACIO_HTTP_CLIENT_CERT_REQUIRED ? "required" : "on demand");
+    fflush(stdout);
+
+    enum { N_RX = 32 };
+    struct rx *rx = calloc(N_RX, sizeof *rx);
+    for (int i = 0; i < N_RX; i++) {
+        rx[i].cap = 8192;
+        rx[i].buf = aligned_alloc(16, rx[i].cap);
+        rx[i].op.user = &rx[i].kind;
+        rx[i].kind = K_RECV;
+    }
+    /* op.user must point at the kind of every record: tasks set it too. */
+    for (int i = 0; i < N_RX; i++)
+        rx_next(&rx[i]);
+
+    int sig;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "tacio-httpd: signal %d: draining (deadline %u ms)\n", sig, deadline_ms);
+    tacio_http_queue_drain(queue);
+    uint64_t end = now_us() + (uint64_t)deadline_ms * 1000u;
+    tacio_http_stats_t s;
+    while (tacio_http_queue_stats(queue, &s) == TACIO_SUCCESS && s.open > 0 && now_us() < end)
+        usleep(10000);
+    tacio_http_queue_close(queue);
+    tacio_pool_close(pool);
+    for (int i = 0; i < N_RX; i++)
+        free(rx[i].buf);
+    free(rx);
+    fprintf(stderr, "tacio-httpd: stopped (%llu connections, %llu requests, %llu open at the deadline)\n",
+            (unsigned long long)s.accepted, (unsigned long long)s.requests,
+            (unsigned long long)s.open);
+    return 0;
+}
