@@ -107,6 +107,55 @@ TT_CASE(status_trigger_writes_exactly_count_dumps)
     rm_rf(g_dir);
 }
 
+/* End to end: cancelled receives delivered by a real dequeue trigger the
+ * capture through the core's hook; count stops it, the program goes on. */
+__attribute__((noinline)) static unsigned dequeue_site(tacio_port_t *p, tacio_entry_t *e)
+{
+    unsigned n = 0;
+    ASSERT_OK(tacio_port_dequeue(p, e, 1, &n, 5000));
+    __asm__ volatile("" ::: "memory");
+    return n;
+}
+
+TT_CASE(delivered_status_triggers_dump_through_the_core)
+{
+#if !defined(__x86_64__)
+    TT_SKIP("no core writer for this architecture");
+#endif
+    setup();
+    configure("on=status:CANCELLED;count=2;dir=%s");
+    tacio_port_t *p = tt_port(1);
+    int a, b;
+    tt_udp_pair(&a, &b);
+    tacio_handle_t *h = tt_handle(p, a, 77, 0);
+    tacio_op_t op[3];
+    char buf[3][16];
+    for (int i = 0; i < 3; i++) {
+        tacio_op_init(&op[i]);
+        ASSERT_EQ_STATUS(tacio_recv(h, &op[i], buf[i], sizeof buf[i]), TACIO_PENDING);
+    }
+    ASSERT_OK(tacio_cancel_handle(h));
+    for (int i = 0; i < 3; i++) {
+        tacio_entry_t e;
+        ASSERT_EQ_INT(dequeue_site(p, &e), 1);
+        ASSERT_EQ_STATUS(e.status, TACIO_CANCELLED);
+    }
+    ASSERT_EQ_INT(tacio_capture_count(), 2);
+    ASSERT_EQ_INT(count_files(g_dir, "core.tacio."), 2);
+    char *log = read_file(g_log);
+    ASSERT_TRUE(log != NULL);
+    ASSERT_TRUE(strstr(log, "\"check\":\"status:TACIO_CANCELLED\"") != NULL);
+    ASSERT_TRUE(strstr(log, "\"key\":77") != NULL);
+    free(log);
+    char core[4400];
+    snprintf(core, sizeof core, "%s/core.tacio.%d.1", g_dir, (int)getpid());
+    gdb_bt(core, "dequeue_site", "tacio_port_dequeue");
+    ASSERT_OK(tacio_handle_close(h));
+    tt_close(b);
+    ASSERT_OK(tacio_port_close(p, NULL, NULL));
+    rm_rf(g_dir);
+}
+
 static _Atomic int g_go;
 
 static void *racer(void *arg)
@@ -204,6 +253,7 @@ TT_CASE(unwritable_dump_dir_is_reported_not_fatal)
 static const tt_case_t tt_cases[] = {
     TT_ENTRY(status_trigger_writes_exactly_count_dumps, 120),
     TT_ENTRY(racing_threads_get_exactly_count_dumps, 120),
+    TT_ENTRY(delivered_status_triggers_dump_through_the_core, 120),
     TT_ENTRY(verifier_trigger_and_capture_now, 120),
     TT_ENTRY(bad_specs_are_rejected_and_keep_the_old_one, 30),
     TT_ENTRY(unwritable_dump_dir_is_reported_not_fatal, 30),

@@ -91,9 +91,10 @@ static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tacio__verify_report last;
 static bool have_last;
 
-/* libunwind opens a pipe the first time it checks a frame address: open
- * it at load when TACIO_VERIFY is set (and at enable), not in the middle of
- * the program, where it would look like a leaked fd. */
+/* libunwind opens a pipe (two close-on-exec fds) the first time it checks
+ * a frame address, and with it linked, backtrace() is libunwind's too (the
+ * fault records' stacks): open it at load, not in the middle of the
+ * program, where it would look like a leaked fd. */
 static void prime_unwinder(void)
 {
     void *pcs[2];
@@ -102,9 +103,7 @@ static void prime_unwinder(void)
 
 __attribute__((constructor)) static void prime_at_load(void)
 {
-    const char *v = getenv("TACIO_VERIFY");
-    if (v && *v && strcmp(v, "0") != 0)
-        prime_unwinder();
+    prime_unwinder();
 }
 
 static void make_stripes(void)
