@@ -388,6 +388,7 @@ static void pump_plain(struct conn *c, struct done *d)
         if (c->tls) {
             if (!c->hs_done)
                 break;
+            ERR_clear_error(); /* SSL_get_error reads the thread's queue */
             w = SSL_write(c->ssl, c->pout + c->pout_off, (int)n);
             if (w <= 0) {
                 int e = SSL_get_error(c->ssl, w);
@@ -542,7 +543,12 @@ static int accept_any_cert(int ok, X509_STORE_CTX *ctx)
 {
     (void)ok;
     (void)ctx;
-    return 1; /* the verdict is computed and reported, not enforced */
+    /* The verdict is computed and reported, not enforced. The failed check
+     * left its reason on the thread's error queue, where SSL_get_error
+     * would find it after a plain WANT_READ and call the connection
+     * broken: drop it. */
+    ERR_clear_error();
+    return 1;
 }
 
 static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
@@ -868,8 +874,9 @@ static void conn_advance(struct conn *c, struct done *d)
                     c->body_op = NULL;
                     atomic_store_explicit(&c->deadline, 0, memory_order_relaxed);
                     op_complete(d, op, st, got);
-                    if (st == TACIO_FILE_TOO_LARGE && !c->resp_started) {
-                        reject(c, d, 413, "body too large");
+                    if (c->body_error && !c->resp_started) {
+                        reject(c, d, c->parser.http_status,
+                               tacio__http_error_name(c->parser.error));
                         return;
                     }
                 }
@@ -951,6 +958,7 @@ static void tls_input(struct conn *c, struct done *d)
 {
     tacio_http_queue_t *q = c->q;
     if (!c->hs_done) {
+        ERR_clear_error();
         int r = SSL_do_handshake(c->ssl);
         if (r != 1) {
             int e = SSL_get_error(c->ssl, r);
@@ -978,6 +986,9 @@ static void tls_input(struct conn *c, struct done *d)
             conn_kill(c, d, TACIO_NO_MEMORY);
             return;
         }
+        /* A stale entry (e.g. a client certificate's failed signature
+         * check, reported as a verdict) would turn WANT_READ into an error. */
+        ERR_clear_error();
         int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
         if (n > 0) {
             if (c->state == C_CLOSING)
@@ -1661,6 +1672,10 @@ tacio_status_t tacio_http_receive_body(tacio_http_queue_t *q, uint64_t request_i
     st = body_fill(c, buf, len, &got);
     if (st == TACIO_PENDING && c->eof)
         st = TACIO_CONNECTION_ABORTED;
+    if (c->body_error && !c->resp_started) {
+        /* The library answers (413, 400) and closes; the caller learns why. */
+        reject(c, &d, c->parser.http_status, tacio__http_error_name(c->parser.error));
+    }
     if (st != TACIO_PENDING) {
         start_recv(c, &d); /* room again for input */
         flush(c, &d);
@@ -1898,6 +1913,7 @@ tacio_status_t tacio_http_receive_client_cert(tacio_http_queue_t *q, uint64_t re
         ok = SSL_get_secure_renegotiation_support(c->ssl) && SSL_renegotiate(c->ssl) == 1;
     }
     if (ok) {
+        ERR_clear_error();
         int r = SSL_do_handshake(c->ssl);
         if (r != 1) {
             int e = SSL_get_error(c->ssl, r);
