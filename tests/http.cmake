@@ -54,3 +54,9 @@ if(CMAKE_C_COMPILER_ID MATCHES "Clang")
 else()
   message(STATUS "fuzz-http-parse: libFuzzer needs clang (configure with CC=clang); replay-http-parse still runs")
 endif()
+
+# test-http-httpd runs the tool's binary.
+if(TARGET test-http-httpd)
+  target_compile_definitions(test-http-httpd PRIVATE TACIO_HTTPD_PATH="$<TARGET_FILE:tacio-httpd>")
+  add_dependencies(test-http-httpd tacio-httpd)
+endif()

@@ -1,0 +1,212 @@
+/* tests/test-http-httpd.c - tacio-httpd as a program: first run creates the
+ * development PKI and prints the curl commands, the routes answer real curl
+ * clients, SIGTERM drains (a request in flight still gets its answer) and
+ * the process exits 0. Ports: 0, read back from --port-file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "tacio-test.h"
+
+#ifndef TACIO_HTTPD_PATH
+#error TACIO_HTTPD_PATH must name the tacio-httpd binary
+#endif
+
+static char g_dir[256];
+static pid_t g_pid;
+static unsigned g_port;
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+__attribute__((format(printf, 3, 4)))
+static int run(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    ASSERT_TRUE(p != NULL);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static void slurp(const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+}
+
+static void start(const char *extra)
+{
+    char out[256];
+    if (run(out, sizeof out, "command -v curl") != 0)
+        TT_SKIP("curl not installed");
+    const char *t = getenv("TMPDIR");
+    snprintf(g_dir, sizeof g_dir, "%s/tacio-httpd-XXXXXX", t && *t ? t : "/tmp");
+    ASSERT_TRUE(mkdtemp(g_dir) != NULL);
+    char root[300], index[320], portf[300], so[300], se[300], pki[300];
+    snprintf(root, sizeof root, "%s/www", g_dir);
+    mkdir(root, 0755);
+    snprintf(index, sizeof index, "%s/hello.txt", root);
+    FILE *f = fopen(index, "w");
+    fprintf(f, "static hello\n");
+    fclose(f);
+    snprintf(portf, sizeof portf, "%s/port", g_dir);
+    snprintf(so, sizeof so, "%s/stdout", g_dir);
+    snprintf(se, sizeof se, "%s/stderr", g_dir);
+    snprintf(pki, sizeof pki, "%s/pki", g_dir);
+    g_pid = fork();
+    ASSERT_TRUE(g_pid >= 0);
+    if (g_pid == 0) {
+        int o = open(so, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(se, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        dup2(e, 2);
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "exec %s --listen https://127.0.0.1:0/ --pki-dir %s --root %s --port-file %s "
+                 "--threads 2 %s",
+                 TACIO_HTTPD_PATH, pki, root, portf, extra);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000; i++) {
+        char p[64];
+        slurp(portf, p, sizeof p);
+        if (p[0]) {
+            g_port = (unsigned)atoi(p);
+            return;
+        }
+        tt_sleep_ms(10);
+    }
+    TT_FAIL("tacio-httpd did not start");
+}
+
+/* SIGTERM; returns the exit status. */
+static int stop(void)
+{
+    kill(g_pid, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(g_pid, &status, WNOHANG) == g_pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        tt_sleep_ms(10);
+    }
+    kill(g_pid, SIGKILL);
+    waitpid(g_pid, &status, 0);
+    TT_FAIL("tacio-httpd did not stop within 10 s of SIGTERM");
+}
+
+#define CURL "curl -sS --max-time 20 --cacert %s/pki/ca.pem "
+
+TT_CASE(first_run_routes_and_shutdown)
+{
+    start("");
+    char out[16384], buf[16384];
+    slurp(strcat(strcpy(buf, g_dir), "/stdout"), out, sizeof out);
+    ASSERT_TRUE(strstr(out, "development certificates created in") != NULL);
+    ASSERT_TRUE(strstr(out, "curl --cacert") && strstr(out, "--cert") && strstr(out, "client.key"));
+    ASSERT_EQ_INT(run(out, sizeof out, CURL "https://127.0.0.1:%u/healthz", g_dir, g_port), 0);
+    ASSERT_TRUE(!strcmp(out, "ok\n"));
+    ASSERT_EQ_INT(run(out, sizeof out,
+                      CURL "--cert %s/pki/client-chain.pem --key %s/pki/client.key "
+                           "https://127.0.0.1:%u/whoami",
+                      g_dir, g_dir, g_dir, g_port), 0);
+    ASSERT_TRUE(strstr(out, "\"subject\":\"O=tacio development,CN=tacio client\"") != NULL);
+    ASSERT_TRUE(strstr(out, "\"verdict\":\"ok\"") && strstr(out, "\"sha256\":\""));
+    ASSERT_EQ_INT(run(out, sizeof out,
+                      CURL "--tls-max 1.2 --cert %s/pki/client-chain.pem --key %s/pki/client.key "
+                           "https://127.0.0.1:%u/whoami",
+                      g_dir, g_dir, g_dir, g_port), 0);
+    ASSERT_TRUE(strstr(out, "\"verdict\":\"ok\"") != NULL);
+    ASSERT_EQ_INT(run(out, sizeof out, CURL "-w '%%{http_code}' https://127.0.0.1:%u/whoami",
+                      g_dir, g_port), 0);
+    ASSERT_TRUE(strstr(out, "no client certificate") && strstr(out, "403"));
+    ASSERT_EQ_INT(run(out, sizeof out, CURL "https://127.0.0.1:%u/hello.txt", g_dir, g_port), 0);
+    ASSERT_TRUE(!strcmp(out, "static hello\n"));
+    ASSERT_EQ_INT(run(out, sizeof out, CURL "-w '%%{http_code}' https://127.0.0.1:%u/nope",
+                      g_dir, g_port), 0);
+    ASSERT_TRUE(strstr(out, "404") != NULL);
+    ASSERT_EQ_INT(run(out, sizeof out, CURL "https://127.0.0.1:%u/metrics", g_dir, g_port), 0);
+    ASSERT_TRUE(strstr(out, "tacio_http_requests_total{status=\"200\"} 4") != NULL);
+    ASSERT_TRUE(strstr(out, "tacio_http_requests_total{status=\"403\"} 1") != NULL);
+    ASSERT_TRUE(strstr(out, "tacio_http_client_cert_requests_total{outcome=\"success\"} 2") != NULL);
+    ASSERT_TRUE(strstr(out, "tacio_http_client_cert_requests_total{outcome=\"no_certificate\"} 1") != NULL);
+    ASSERT_TRUE(strstr(out, "tacio_http_handshakes_total{result=\"ok\"} 7") != NULL);
+    ASSERT_TRUE(strstr(out, "tacio_http_completions_total{status=\"success\"}") != NULL);
+    ASSERT_EQ_INT(stop(), 0);
+    slurp(strcat(strcpy(buf, g_dir), "/stdout"), out, sizeof out);
+    /* One common-log-format line per request. */
+    ASSERT_TRUE(strstr(out, "\"GET /healthz HTTP/1.1\" 200 3") != NULL);
+    ASSERT_TRUE(strstr(out, "\"GET /whoami HTTP/1.1\" 403") != NULL);
+    ASSERT_TRUE(strstr(out, "127.0.0.1:") != NULL);
+    /* Second run: the PKI is found, not re-created. */
+    nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TT_CASE(sigterm_lets_inflight_finish)
+{
+    start("--log json --shutdown-deadline-ms 3000 --listen http://127.0.0.1:0/");
+    char p[64];
+    char path[300];
+    snprintf(path, sizeof path, "%s/port", g_dir);
+    slurp(path, p, sizeof p);
+    unsigned http_port = 0;
+    sscanf(p, "%*u %u", &http_port);
+    ASSERT_TRUE(http_port != 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_TRUE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    const char *head = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01234";
+    ASSERT_EQ_INT(write(fd, head, strlen(head)), (int)strlen(head));
+    tt_sleep_ms(200);
+    kill(g_pid, SIGTERM);
+    tt_sleep_ms(300);
+    ASSERT_EQ_INT(write(fd, "56789", 5), 5);
+    char buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    ASSERT_TRUE(strstr(buf, "HTTP/1.1 200") && strstr(buf, "Connection: close"));
+    ASSERT_TRUE(strstr(buf, "\r\n\r\n0123456789") != NULL);
+    close(fd);
+    ASSERT_EQ_INT(stop(), 0);
+    char out[8192];
+    snprintf(path, sizeof path, "%s/stdout", g_dir);
+    slurp(path, out, sizeof out);
+    ASSERT_TRUE(strstr(out, "{\"peer\":\"127.0.0.1:") && strstr(out, "\"status\":200"));
+    nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const tt_case_t tt_cases[] = {
+    TT_ENTRY(first_run_routes_and_shutdown, 120),
+    TT_ENTRY(sigterm_lets_inflight_finish, 60),
+};
+TT_MAIN()
