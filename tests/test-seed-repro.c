@@ -14,24 +14,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "tacio-test.h"
 
 static char g_out[1 << 18];
 
-/* Run seed-repro with env prepended; its stdout+stderr in g_out. */
+/* Run seed-repro with env prepended; its stdout+stderr in g_out. The fault
+ * handlers are on (TACIO_DIAG=1): an unexpected crash leaves its record,
+ * stack included, in the output below the run's own. */
 static int run(const char *env)
 {
-    char cmd[1024];
+    char log[64], cmd[1400];
+    snprintf(log, sizeof log, "/tmp/tacio-seed-repro-%d.jsonl", (int)getpid());
+    unlink(log);
     snprintf(cmd, sizeof cmd,
-             "env TACIO_BACKEND=io_uring TACIO_DIAG_JOURNAL=0 TACIO_FAULT_LOG=/dev/null "
-             "ASAN_OPTIONS=abort_on_error=0:detect_leaks=0 %s %s --requests 300 2>&1",
-             env, SEED_REPRO_BIN);
+             "env TACIO_BACKEND=io_uring TACIO_DIAG=1 TACIO_DIAG_JOURNAL=0 TACIO_FAULT_LOG=%s "
+             "ASAN_OPTIONS=abort_on_error=0:detect_leaks=0 %s %s --requests 300 2>&1; rc=$?; "
+             "[ $rc -ne 0 ] && [ $rc -ne 134 ] && cat %s 2>/dev/null; exit $rc",
+             log, env, SEED_REPRO_BIN, log);
     FILE *f = popen(cmd, "r");
     ASSERT_TRUE(f != NULL);
     size_t n = fread(g_out, 1, sizeof g_out - 1, f);
     g_out[n] = 0;
-    return pclose(f);
+    int ws = pclose(f);
+    unlink(log);
+    return ws;
 }
 
 static void contains(const char *needle)

@@ -716,14 +716,16 @@ tacio_status_t tacio_pool_timer_create(tacio_pool_t *pool, tacio_pool_timer_fn f
     return TACIO_SUCCESS;
 }
 
-/* Arm the one timer operation for the current setting. A periodic timer
- * re-armed from its own delivery retries a transient NO_MEMORY a few
- * times rather than stop silently. */
+/* Arm the one timer operation for the current setting. Re-armed from a
+ * delivery (periodic runs, or a setting that came while the old operation
+ * was pending), a transient NO_MEMORY is retried a few times rather than
+ * the timer stopping silently; from tacio_pool_timer_set the caller gets
+ * the status. */
 static tacio_status_t timer_start_once_locked(struct tacio_pool_timer *t);
-static tacio_status_t timer_start_locked(struct tacio_pool_timer *t)
+static tacio_status_t timer_start_locked(struct tacio_pool_timer *t, bool retry)
 {
     tacio_status_t st = timer_start_once_locked(t);
-    for (int i = 0; i < 8 && st == TACIO_NO_MEMORY && t->period; i++) {
+    for (int i = 0; retry && i < 8 && st == TACIO_NO_MEMORY; i++) {
         t->armed = true;
         sched_yield();
         st = timer_start_once_locked(t);
@@ -764,7 +766,7 @@ tacio_status_t tacio_pool_timer_set(tacio_pool_timer_t *t, uint64_t due_ns, uint
     if (t->op_pending)
         tacio_cancel(&t->op); /* its completion arms the new setting */
     else
-        st = timer_start_locked(t);
+        st = timer_start_locked(t, false);
     pthread_mutex_unlock(&t->m);
     return st;
 }
@@ -814,13 +816,13 @@ static void timer_deliver(struct tacio_pool_timer *t, tacio_status_t status)
             t->due += t->period;
             if (t->due <= now)
                 t->due += ((now - t->due) / t->period + 1) * t->period;
-            timer_start_locked(t);
+            timer_start_locked(t, true);
         } else {
             t->armed = false;
         }
         obj_ref(&t->o); /* for the callback */
     } else if (t->armed) {
-        timer_start_locked(t); /* a new setting came while this op was pending */
+        timer_start_locked(t, true); /* a new setting came while this op was pending */
     }
     pthread_mutex_unlock(&t->m);
     obj_unref(&t->o); /* the operation's */
@@ -1018,7 +1020,17 @@ static void wait_deliver(struct tacio_pool_wait *w, const tacio_entry_t *e)
             tacio_cancel(&w->poll);
         obj_ref(&w->o);
     }
-    wait_kick_locked(w);
+    /* A setting that came meanwhile starts now; a transient NO_MEMORY is
+     * retried rather than the wait going quiet. */
+    bool pending_setting = w->armed && w->started_seq != w->seq;
+    tacio_status_t ks = wait_kick_locked(w);
+    for (int i = 0; pending_setting && i < 8 && ks == TACIO_NO_MEMORY &&
+                    !atomic_load(&w->o.closed); i++) {
+        w->armed = true;
+        w->started_seq = w->seq - 1;
+        sched_yield();
+        ks = wait_kick_locked(w);
+    }
     pthread_mutex_unlock(&w->m);
     obj_unref(&w->o);
     if (fire) {
