@@ -100,16 +100,6 @@ static const char *sname(tacio_status_t s)
     return tacio_status_name(s);
 }
 
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "# %s: %s\n", tt_case_name(), line);
-}
 
 /* A growable byte string (expected and received streams). */
 typedef struct bytes {
@@ -694,7 +684,7 @@ TT_CASE(recv_cancel_vs_peer_write)
     }
     race_fini(&rc);
     tt_context("%s", "");
-    note("%u iterations: %u cancelled, %u natural (cancel NOT_FOUND %u)", n, cancelled,
+    tt_note("%u iterations: %u cancelled, %u natural (cancel NOT_FOUND %u)", n, cancelled,
          success, nf);
     for (int t = 0; t < TR_COUNT; t++)
         pair_close(&pairs[t]);
@@ -801,7 +791,7 @@ TT_CASE(recv_close_vs_peer_write)
     }
     race_fini(&rc);
     tt_context("%s", "");
-    note("%u iterations: %u recvs cancelled, %u natural; start racing close: %u pending, "
+    tt_note("%u iterations: %u recvs cancelled, %u natural; start racing close: %u pending, "
          "%u refused", n, cancelled, success, late_pending, late_refused);
     settle_and_close(p);
     recs_free();
@@ -1012,7 +1002,7 @@ TT_CASE(send_full_buffer_cancel)
     }
     race_fini(&rc);
     tt_context("%s", "");
-    note("%u iterations: %u whole, %u short SUCCESS, %u CANCELLED with 0, %u CANCELLED with "
+    tt_note("%u iterations: %u whole, %u short SUCCESS, %u CANCELLED with 0, %u CANCELLED with "
          "partial bytes, %u synchronous", n, cnt[0], cnt[1], cnt[2], cnt[3], sync);
     tx_close(&tx[0]);
     tx_close(&tx[1]);
@@ -1115,7 +1105,7 @@ TT_CASE(cancel_completed_not_dequeued)
     }
     race_fini(&rc);
     tt_context("%s", "");
-    note("%u iterations; reaped-not-dequeued: cancel NOT_FOUND %u, requested %u (natural "
+    tt_note("%u iterations; reaped-not-dequeued: cancel NOT_FOUND %u, requested %u (natural "
          "result every time)", n, reaped_nf, reaped_requested);
     pair_close(&q[0]);
     pair_close(&q[1]);
@@ -1347,7 +1337,7 @@ TT_CASE(cancel_handle_many_ops)
     }
     race_fini(&rc);
     tt_context("%s", "");
-    note("%u iterations: %u ops cancelled, %u natural", n, cancelled, natural);
+    tt_note("%u iterations: %u ops cancelled, %u natural", n, cancelled, natural);
     pair_close(&rx);
     tx_close(&tx);
     ASSERT_OK(tacio_handle_close(m.lh));
@@ -1498,7 +1488,7 @@ TT_CASE(reused_record_old_cancel)
     rx_drain(&sp, p, &r[1]);
     rx_drain(&qp, p, &r[1]);
     tt_context("%s", "");
-    note("%u generations (timer %u, recv %u, queued recv %u): %u with no cancel call in their "
+    tt_note("%u generations (timer %u, recv %u, queued recv %u): %u with no cancel call in their "
          "life, %u overlapped, %u cancelled; cancel calls: %llu requested, %llu NOT_FOUND", n,
          kinds[0], kinds[1], kinds[2], clean, overlapped, cancelled,
          (unsigned long long)u.req, (unsigned long long)u.nf);
@@ -1743,7 +1733,7 @@ TT_CASE(port_close_races_ops_and_posts)
             check_fds(base, "after port close");
     }
     tt_context("%s", "");
-    note("%u iterations: %llu pending starts, %llu posts, %llu discarded (%llu off the closing "
+    tt_note("%u iterations: %llu pending starts, %llu posts, %llu discarded (%llu off the closing "
          "thread, %llu after close returned)", n, (unsigned long long)pend,
          (unsigned long long)posts, (unsigned long long)discards,
          (unsigned long long)elsewhere, (unsigned long long)late);
@@ -1846,7 +1836,7 @@ TT_CASE(post_racing_port_close)
         total += atomic_load(&c.ok);
     }
     tt_context("%s", "");
-    note("%u closes, %llu posts, each delivered once", n, (unsigned long long)total);
+    tt_note("%u closes, %llu posts, each delivered once", n, (unsigned long long)total);
     g_post_hook = NULL;
 }
 
@@ -1923,7 +1913,7 @@ TT_CASE(start_racing_handle_close)
         close(b[1]);
     }
     tt_context("%s", "");
-    note("%u closes raced by writes: %u writes saw FILE_CLOSED or a pending cancel, %u saw "
+    tt_note("%u closes raced by writes: %u writes saw FILE_CLOSED or a pending cancel, %u saw "
          "the handle already gone", n, raced, closed_first);
     settle_and_close(p);
     recs_free();
@@ -2069,7 +2059,7 @@ TT_CASE(issuing_thread_exits)
     tt_context("%s", "");
     tacio_stats_t st;
     ASSERT_OK(tacio_port_stats(p, &st));
-    note("%u threads exited with a recv pending (%u of them port workers), %u rounds: "
+    tt_note("%u threads exited with a recv pending (%u of them port workers), %u rounds: "
          "reissued_after_exit %llu", n, worker_runs, rounds,
          (unsigned long long)st.reissued_after_exit);
     for (int t = 0; t < H_PAIRS; t++)
