@@ -1,6 +1,7 @@
 /* tacio-httpd - an HTTPS server on the request queue (include/tacio/http.h).
  *
  *   tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D]
+ *               [--pki-key ec|rsa]  (key type of a development set created now)
  *               [--client-cert none|required|on-demand] [--root DIR]
  *               [--threads N] [--max-head N] [--max-body N] [--max-target N]
  *               [--max-conns N] [--request-timeout-ms N] [--idle-timeout-ms N]
@@ -485,7 +486,7 @@ static void on_done(tacio_http_queue_t *q, void *ctx, tacio_http_op_t *op, tacio
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D]\n"
+            "usage: tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D] [--pki-key ec|rsa]\n"
             "  [--client-cert none|required|on-demand] [--root DIR] [--threads N]\n"
             "  [--max-head N] [--max-body N] [--max-target N] [--max-conns N]\n"
             "  [--request-timeout-ms N] [--idle-timeout-ms N] [--handshake-timeout-ms N]\n"
@@ -500,6 +501,7 @@ int main(int argc, char **argv)
     const char *cert = NULL, *key = NULL, *ca = NULL, *pki_dir = NULL, *port_file = NULL;
     tacio_http_client_cert_mode_t mode = TACIO_HTTP_CLIENT_CERT_ON_DEMAND;
     unsigned threads = 2, deadline_ms = 5000;
+    tacio__pki_key_type_t key_type = TACIO__PKI_EC_P256;
     tacio_http_queue_options_t qo = {.log = log_line};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -512,6 +514,11 @@ int main(int argc, char **argv)
         else if (ARG("--key")) key = v;
         else if (ARG("--ca")) ca = v;
         else if (ARG("--pki-dir")) pki_dir = v;
+        else if (ARG("--pki-key")) {
+            if (!strcmp(v, "rsa")) key_type = TACIO__PKI_RSA_2048;
+            else if (!strcmp(v, "ec")) key_type = TACIO__PKI_EC_P256;
+            else usage();
+        }
         else if (ARG("--root")) root = v;
         else if (ARG("--port-file")) port_file = v;
         else if (ARG("--threads")) threads = (unsigned)atoi(v);
@@ -555,7 +562,7 @@ int main(int argc, char **argv)
                 snprintf(dir, sizeof dir, "%s/.local/state/tacio-httpd", home ? home : ".");
         }
         unsigned created = 0;
-        tacio_status_t st = tacio__pki_dev_set_ensure(dir, TACIO__PKI_EC_P256, NULL, &created);
+        tacio_status_t st = tacio__pki_dev_set_ensure(dir, key_type, NULL, &created);
         if (st != TACIO_SUCCESS) {
             char e[256];
             fprintf(stderr, "tacio-httpd: cannot create the development certificates in %s: %s %s\n",

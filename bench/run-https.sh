@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# run-https.sh - tacio-httpd against nginx (Debian's), same certificates, same machine.
+#
+#   bench/run-https.sh [--quick] [--reps N] [--stamp STAMP] [--out RAW.csv]
+#
+# Cases (each run interleaved tacio nginx tacio nginx ..., medians of --reps):
+#   keepalive       wrk, 32 keep-alive connections, GET /healthz (3 bytes), ECDSA P-256
+#   hs-ecdsa        full TLS 1.3 handshakes/s: openssl s_time -new, one process per CPU
+#   hs-rsa          the same with an RSA-2048 server key
+#   hs-ecdsa-cert   the same as hs-ecdsa with a required client certificate (both servers
+#                   verify it against the development CA)
+# Servers: tacio-httpd --threads <CPUs>, nginx with worker_processes <CPUs> (1 per core),
+# access logs off, both on 127.0.0.1 on ports bound at run time.
+#
+# Appends rows "timestamp,benchmark,case,impl,rep,metric,value" (benchmark https, impl
+# tacio-httpd or nginx, metric rps) to --out (the run-all.sh raw format) and prints a
+# table with the ratios tacio/nginx and, for the client-certificate mode, tacio's own
+# hs-ecdsa-cert / hs-ecdsa (target: >= 0.8).
+#
+# Installs from Debian when missing, and says so: nginx (its service start is
+# suppressed with a temporary policy-rc.d, so it never listens on port 80) and wrk.
+# Builds tacio-httpd in build-https (TACIO_HTTPS_BENCH_BUILD=DIR to change).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+quick=0 reps=3 stamp=$(date +%Y%m%d-%H%M%S) out=""
+while (($#)); do
+	case $1 in
+	--quick) quick=1 ;;
+	--reps) reps=$2; shift ;;
+	--stamp) stamp=$2; shift ;;
+	--out) out=$2; shift ;;
+	*) echo "usage: $0 [--quick] [--reps N] [--stamp S] [--out RAW.csv]" >&2; exit 2 ;;
+	esac
+	shift
+done
+dur=5
+((quick)) && dur=2
+ncpu=$(nproc)
+build=${TACIO_HTTPS_BENCH_BUILD:-$root/build-https}
+
+# --- dependencies ---------------------------------------------------------------------------------
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+need=()
+[ -x "$nginx_bin" ] || need+=(nginx)
+command -v wrk >/dev/null || need+=(wrk)
+command -v openssl >/dev/null || need+=(openssl)
+command -v python3 >/dev/null || need+=(python3)
+if ((${#need[@]})); then
+	echo "run-https.sh: installing from Debian: ${need[*]}"
+	made_policy=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >/dev/null ||
+		{ apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >/dev/null; }
+	((made_policy)) && rm -f /usr/sbin/policy-rc.d
+	nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+fi
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$build" -j"$ncpu" --target tacio-httpd >/dev/null
+httpd="$build/tools/tacio-httpd/tacio-httpd"
+
+tmp=$(mktemp -d)
+srv=""
+cleanup() {
+	[ -n "$srv" ] && kill "$srv" 2>/dev/null || true
+	[ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# The certificates: tacio-httpd's development sets (ECDSA and RSA), made once here.
+for kt in ec rsa; do
+	"$httpd" --listen https://127.0.0.1:0/ --pki-dir "$tmp/pki-$kt" --pki-key "$kt" \
+		--port-file "$tmp/p" --log none >/dev/null 2>&1 &
+	p=$!
+	for _ in $(seq 200); do [ -s "$tmp/p" ] && break; sleep 0.05; done
+	kill "$p"; wait "$p" 2>/dev/null || true
+	rm -f "$tmp/p"
+done
+
+# --- servers -----------------------------------------------------------------------------------------
+start_tacio() { # kt mode -> sets port
+	rm -f "$tmp/tp"
+	"$httpd" --listen https://127.0.0.1:0/ --pki-dir "$tmp/pki-$1" --client-cert "$2" \
+		--threads "$ncpu" --log none --port-file "$tmp/tp" >/dev/null 2>"$tmp/tacio.err" &
+	srv=$!
+	for _ in $(seq 200); do [ -s "$tmp/tp" ] && break; sleep 0.05; done
+	port=$(cat "$tmp/tp")
+}
+
+start_nginx() { # kt mode -> sets port
+	port=$(free_port)
+	local d="$tmp/pki-$1" verify=""
+	[ "$2" = required ] && verify="ssl_verify_client on; ssl_client_certificate $d/ca.pem; ssl_verify_depth 4;"
+	mkdir -p "$tmp/ng"
+	cat >"$tmp/ng/nginx.conf" <<-EOF
+		worker_processes $ncpu;
+		pid $tmp/nginx.pid;
+		error_log $tmp/ng/error.log;
+		events { worker_connections 4096; }
+		http {
+		  access_log off;
+		  client_body_temp_path $tmp/ng; proxy_temp_path $tmp/ng; fastcgi_temp_path $tmp/ng;
+		  uwsgi_temp_path $tmp/ng; scgi_temp_path $tmp/ng;
+		  keepalive_requests 1000000;
+		  server {
+		    listen 127.0.0.1:$port ssl;
+		    ssl_certificate $d/server-chain.pem;
+		    ssl_certificate_key $d/server.key;
+		    ssl_protocols TLSv1.2 TLSv1.3;
+		    $verify
+		    location /healthz { return 200 "ok\n"; }
+		  }
+		}
+	EOF
+	"$nginx_bin" -c "$tmp/ng/nginx.conf" -p "$tmp/ng" -e "$tmp/ng/error.log" 2>>"$tmp/ng/start.err"
+	for _ in $(seq 100); do [ -s "$tmp/nginx.pid" ] && break; sleep 0.05; done
+	srv=$(cat "$tmp/nginx.pid")
+}
+
+stop_server() { # impl
+	if [ "$1" = nginx ]; then
+		kill "$srv" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$srv" 2>/dev/null || break; sleep 0.05; done
+		rm -f "$tmp/nginx.pid"
+	else
+		kill -TERM "$srv" 2>/dev/null || true
+		wait "$srv" 2>/dev/null || true
+	fi
+}
+
+# --- load ----------------------------------------------------------------------------------------------
+keepalive() { # -> req/s
+	wrk -t1 -c32 -d"${dur}s" "https://127.0.0.1:$port/healthz" 2>/dev/null |
+		awk '/^Requests\/sec:/ { print $2 }'
+}
+
+handshakes() { # kt withcert -> handshakes/s, one s_time per CPU
+	local d="$tmp/pki-$1" certargs=() i st=()
+	[ "$2" = 1 ] && certargs=(-cert "$d/client-chain.pem" -key "$d/client.key")
+	for i in $(seq "$ncpu"); do
+		openssl s_time -connect "127.0.0.1:$port" -new -time "$dur" "${certargs[@]}" \
+			>"$tmp/st.$i" 2>&1 &
+		st+=($!)
+	done
+	wait "${st[@]}" 2>/dev/null || true
+	cat "$tmp"/st.* | awk '/connections in [0-9.]+ real seconds/ { n += $1; t = $4 > t ? $4 : t }
+		END { if (t > 0) printf "%.1f\n", n / t; else print 0 }'
+	rm -f "$tmp"/st.*
+}
+
+row() { # case impl rep value
+	[ -n "$out" ] && echo "$stamp,https,$1,$2,$3,rps,$4" >>"$out"
+	echo "$1 $2 $3 $4" >>"$tmp/results"
+}
+
+run_case() { # case kt mode kind
+	local c=$1 kt=$2 mode=$3 kind=$4 r impl v
+	for r in $(seq "$reps"); do
+		for impl in tacio-httpd nginx; do
+			if [ "$impl" = nginx ]; then start_nginx "$kt" "$mode"; else start_tacio "$kt" "$mode"; fi
+			case $kind in
+			ka) v=$(keepalive) ;;
+			hs) v=$(handshakes "$kt" 0) ;;
+			hsc) v=$(handshakes "$kt" 1) ;;
+			esac
+			stop_server "$impl"
+			row "$c" "$impl" "$r" "${v:-0}"
+		done
+	done
+}
+
+echo "https: $(openssl version); nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///'); $ncpu CPUs; ${dur}s runs x $reps"
+run_case keepalive ec on-demand ka
+run_case hs-ecdsa ec none hs
+run_case hs-rsa rsa none hs
+run_case hs-ecdsa-cert ec required hsc
+
+awk '
+function median(list,   n, a, i, j, t) {
+	n = split(list, a, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{ v[$1, $2] = v[$1, $2] " " $4; cases[$1] = 1 }
+END {
+	printf "%-16s %14s %14s %8s\n", "case", "tacio-httpd", "nginx", "ratio"
+	split("keepalive hs-ecdsa hs-rsa hs-ecdsa-cert", order, " ")
+	for (k = 1; k <= 4; k++) {
+		c = order[k]
+		if (!(c in cases)) continue
+		t = median(v[c, "tacio-httpd"]); n = median(v[c, "nginx"])
+		m[c] = t
+		printf "%-16s %14.0f %14.0f %7.2fx  (target >= 1.0x)\n", c, t, n, (n > 0 ? t / n : 0)
+	}
+	if (m["hs-ecdsa"] > 0)
+		printf "client-certificate mode, tacio-httpd hs-ecdsa-cert / hs-ecdsa: %.2f (target >= 0.80)\n",
+			(m["hs-ecdsa-cert"] / m["hs-ecdsa"])
+}' "$tmp/results"
