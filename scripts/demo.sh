@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: install what is missing, build, run the echo server's
-# self-driven demo (2 workers, 16 connections over loopback).
+# The main job: install what is missing, build, run the
+# self-driven demos (echo on the port and on the pool, the seed case under
+# the verifier, tacio-err, file-copy), then starts tacio-httpd.
+# TACIO_DEMO_NO_HTTPD=1 stops before the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -17,7 +19,7 @@ echo "== the seed case (examples/seed-repro): a backend that also completes a re
 echo "   answered BUFFER_OVERFLOW synchronously, caught by the verifier (TACIO_VERIFY=1)"
 set +e
 TACIO_BACKEND=io_uring TACIO_VERIFY=1 TACIO_FAULTS=seed=1,lie=0.05 TACIO_FAULT_LOG="$PWD/build/demo-faults.jsonl" \
-  TACIO_DIAG_JOURNAL=0 build/examples/seed-repro --requests 300 2>&1 | sed -n '1,/second delivery/p;/aborting/p'
+  TACIO_DIAG_JOURNAL=0 build/examples/seed-repro --requests 300 2>&1 | grep -v 'libc_start\|_start+'
 set -e
 echo "   (the same report is a JSON fault record: build/tools/tacio-faults/tacio-faults show last -f build/demo-faults.jsonl)"
 echo "== tacio-err: what those numbers mean"
@@ -29,4 +31,11 @@ if [ -x build/examples/file-copy ]; then
   build/examples/file-copy --depth 8 "$tmp/src" "$tmp/dst"
   cmp "$tmp/src" "$tmp/dst" && echo "file-copy: destination is identical to the source"
   rm -rf "$tmp"
+fi
+# Last: the HTTPS front end, in the foreground (Ctrl-C or SIGTERM stops it
+# cleanly). On first run it creates a development CA, server and client
+# certificates and prints the curl commands that exercise it.
+if [ -x build/tools/tacio-httpd/tacio-httpd ] && [ -z "${TACIO_DEMO_NO_HTTPD:-}" ]; then
+  echo "== tacio-httpd on https://127.0.0.1:8443/ (Ctrl-C to stop)"
+  exec build/tools/tacio-httpd/tacio-httpd
 fi
