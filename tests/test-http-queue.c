@@ -808,6 +808,32 @@ TT_CASE(close_cancels_pending_once)
     close(fd);
 }
 
+TT_CASE(ipv6_loopback_and_bad_urls)
+{
+    server_start("http", 0);
+    uint16_t p6 = 0;
+    tacio_status_t st = tacio_http_queue_add_url(g_q, "http://[::1]:0/", NULL, &p6);
+    if (st != TACIO_SUCCESS) {
+        server_stop();
+        TT_SKIP("no ::1 here: %s", tacio_status_name(st));
+    }
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(p6)};
+    a.sin6_addr = in6addr_loopback;
+    ASSERT_TRUE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    send_all(fd, "GET /v6 HTTP/1.1\r\nHost: a\r\n\r\n", 29);
+    char body[64];
+    ASSERT_EQ_INT(read_response(fd, body, sizeof body), 200);
+    ASSERT_TRUE(!strcmp(body, "/v6"));
+    close(fd);
+    tacio_http_tls_t none = {0};
+    ASSERT_EQ_STATUS(tacio_http_queue_add_url(g_q, "ftp://127.0.0.1:1/", NULL, NULL), TACIO_INVALID_PARAMETER);
+    ASSERT_EQ_STATUS(tacio_http_queue_add_url(g_q, "http://127.0.0.1/", NULL, NULL), TACIO_INVALID_PARAMETER);
+    ASSERT_EQ_STATUS(tacio_http_queue_add_url(g_q, "http://example.com:80/", NULL, NULL), TACIO_INVALID_PARAMETER);
+    ASSERT_EQ_STATUS(tacio_http_queue_add_url(g_q, "https://127.0.0.1:0/", &none, NULL), TACIO_INVALID_PARAMETER);
+    server_stop();
+}
+
 /* ---- cases: https with real clients -------------------------------------------------- */
 
 TT_CASE(curl_tls13_and_tls12_on_demand)
@@ -979,6 +1005,7 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(hundreds_of_keepalive_connections, 60),
     TT_ENTRY(max_connections_refused, 30),
     TT_ENTRY(close_cancels_pending_once, 30),
+    TT_ENTRY(ipv6_loopback_and_bad_urls, 30),
     TT_ENTRY(curl_tls13_and_tls12_on_demand, 90),
     TT_ENTRY(big_chain_overflows_then_fits, 90),
     TT_ENTRY(bad_client_certs_get_their_verdict, 90),

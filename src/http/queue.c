@@ -259,9 +259,9 @@ static void deliver(tacio_http_queue_t *q, struct done *d)
         else
             atomic_fetch_add_explicit(&q->n.c_error, 1, memory_order_relaxed);
         op->priv_next = NULL;
-        /* The record is the caller's from here: release ordering is given by
-         * the locks taken since it was completed. */
-        op->priv_state = 0;
+        /* The record is the caller's from here. release: a start call that
+         * sees 0 (op_busy) also sees the result fields above. */
+        __atomic_store_n(&op->priv_state, 0, __ATOMIC_RELEASE);
         q->cb(q, q->ctx, op, st, bytes);
         op = next;
     }
@@ -279,13 +279,13 @@ static tacio_status_t sync_result(tacio_http_queue_t *q, tacio_http_op_t *op, ta
 static void op_pending(tacio_http_op_t *op)
 {
     op->status = TACIO_PENDING;
-    op->priv_state = 1;
+    __atomic_store_n(&op->priv_state, 1, __ATOMIC_RELAXED); /* published by the lock that stores op */
     op->priv_next = NULL;
 }
 
 static bool op_busy(const tacio_http_op_t *op)
 {
-    return op->priv_state != 0;
+    return __atomic_load_n(&op->priv_state, __ATOMIC_ACQUIRE) != 0; /* pairs with deliver() */
 }
 
 /* ---- the id table and references ------------------------------------------------- */
@@ -1211,9 +1211,21 @@ static void accept_loop(struct acceptor *a)
             conn_start(l, (int)a->op.bytes, &a->peer);
             continue;
         }
-        /* The listener is closing (or broken): this acceptor is done. */
-        if (st != TACIO_FILE_CLOSED && st != TACIO_PORT_DISCONNECTED && st != TACIO_INVALID_HANDLE)
-            qlog(q, "accept: %s", tacio_status_name(st));
+        bool closing = st == TACIO_FILE_CLOSED || st == TACIO_PORT_DISCONNECTED ||
+                       st == TACIO_INVALID_HANDLE || st == TACIO_CANCELLED;
+        pthread_mutex_lock(&q->mu);
+        closing = closing || q->closing || l->closed;
+        pthread_mutex_unlock(&q->mu);
+        if (!closing) {
+            /* A transient failure (out of fds, a connection reset before it
+             * was accepted): never let it end the acceptor. Back off a
+             * little, declared as blocking so the pool can run others. */
+            qlog(q, "accept: %s; retrying", tacio_status_name(st));
+            tacio_pool_blocking_begin();
+            usleep(10000);
+            tacio_pool_blocking_end();
+            continue;
+        }
         pthread_mutex_lock(&q->mu);
         q->accepts_pending--;
         pthread_cond_broadcast(&q->cv);
@@ -1493,14 +1505,18 @@ tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, const char *url,
 
 static void close_listeners(tacio_http_queue_t *q)
 {
-    pthread_mutex_lock(&q->mu);
-    struct listener *ls = q->listeners;
-    pthread_mutex_unlock(&q->mu);
-    for (struct listener *l = ls; l; l = l->next) {
-        if (!l->closed) {
-            l->closed = true;
-            tacio_pool_io_close(l->io, 0);
-        }
+    for (;;) {
+        struct listener *todo = NULL;
+        pthread_mutex_lock(&q->mu); /* closed is read by accept_loop under it */
+        for (struct listener *l = q->listeners; l && !todo; l = l->next)
+            if (!l->closed) {
+                l->closed = true;
+                todo = l;
+            }
+        pthread_mutex_unlock(&q->mu);
+        if (!todo)
+            return;
+        tacio_pool_io_close(todo->io, 0);
     }
 }
 
