@@ -973,6 +973,29 @@ TT_CASE(s_client_pha_and_refusal)
     pki_cleanup();
 }
 
+TT_CASE(tls_many_parallel_clients)
+{
+    need_tool("curl");
+    pki_setup();
+    server_start_ex(NULL, "https", TACIO_HTTP_CLIENT_CERT_NONE, 8);
+    static char out[1 << 16];
+    ASSERT_EQ_INT(run(out, sizeof out,
+                      CURL "--no-progress-meter -Z --parallel-max 200 -o /dev/null -w '%%{http_code}\\n' "
+                           "'https://127.0.0.1:%u/p[1-800]'",
+                      g_dir, g_port), 0);
+    int ok = 0;
+    for (char *p = out; (p = strstr(p, "200\n")); p += 4)
+        ok++;
+    ASSERT_EQ_INT(ok, 800);
+    tacio_http_stats_t s;
+    tacio_http_queue_stats(g_q, &s);
+    tt_note("800 requests over %llu TLS connections", (unsigned long long)s.accepted);
+    ASSERT_GE_INT(s.accepted, 100);
+    ASSERT_EQ_U64(s.handshakes, s.accepted);
+    server_stop();
+    pki_cleanup();
+}
+
 TT_CASE(tls_garbage_logged_not_crashed)
 {
     pki_setup();
@@ -1011,6 +1034,7 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(bad_client_certs_get_their_verdict, 90),
     TT_ENTRY(required_mode, 90),
     TT_ENTRY(s_client_pha_and_refusal, 90),
+    TT_ENTRY(tls_many_parallel_clients, 120),
     TT_ENTRY(tls_garbage_logged_not_crashed, 60),
 };
 TT_MAIN()
