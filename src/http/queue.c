@@ -1404,7 +1404,9 @@ static SSL_CTX *make_ctx(tacio_http_queue_t *q, const tacio_http_tls_t *tls, X50
     if (!ctx)
         goto fail;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* NO_AUTO_CHAIN: send the chain file as given; OpenSSL would otherwise
+     * complete it from the client-CA store and send that root along. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_NO_AUTO_CHAIN);
     /* Client chains of 64 KiB and more must get through. */
     SSL_CTX_set_max_cert_list(ctx, 4u << 20);
     if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert_file) != 1 ||
