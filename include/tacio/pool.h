@@ -197,7 +197,8 @@ TACIO_EXTERN tacio_status_t tacio_pool_timer_create(tacio_pool_t *pool, tacio_po
  * setting not yet started does not happen. Periodic runs are scheduled from
  * the first due time (n-th run at due + n x period), so lateness does not
  * accumulate; runs missed entirely (the pool was busy for more than a
- * period) are skipped, not bunched. RETURN VALUE: TACIO_SUCCESS;
+ * period) are skipped, not bunched. A periodic re-arm that keeps failing
+ * for lack of memory (9 tries) stops the timer. RETURN VALUE: TACIO_SUCCESS;
  * TACIO_INVALID_HANDLE (closed); a timer start status (TACIO_NO_MEMORY). */
 TACIO_EXTERN tacio_status_t tacio_pool_timer_set(tacio_pool_timer_t *timer, uint64_t due_ns,
                                                  uint64_t period_ns);
@@ -213,9 +214,9 @@ TACIO_EXTERN tacio_status_t tacio_pool_timer_close(tacio_pool_timer_t *timer, un
 
 /* ---- waits ------------------------------------------------------------------------------ */
 
-/* events: TACIO_POOL_READABLE / TACIO_POOL_WRITABLE seen, or 0 with status
- * TACIO_TIMEOUT, or 0 with TACIO_CANCELLED when set again or cancelled...
- * only runs the callback for a readiness or a timeout. */
+/* The callback of a wait runs for a readiness (status TACIO_SUCCESS, events
+ * = TACIO_POOL_READABLE and/or TACIO_POOL_WRITABLE seen) or a timeout
+ * (TACIO_TIMEOUT, events 0); never for a setting replaced or cancelled. */
 #define TACIO_POOL_READABLE 1u
 #define TACIO_POOL_WRITABLE 2u
 typedef void (*tacio_pool_wait_fn)(tacio_pool_wait_t *wait, void *ctx, tacio_status_t status,
