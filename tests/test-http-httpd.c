@@ -75,6 +75,12 @@ static void start(const char *extra)
     FILE *f = fopen(index, "w");
     fprintf(f, "static hello\n");
     fclose(f);
+    /* A file larger than any buffer of the server: streamed as it drains. */
+    snprintf(index, sizeof index, "%s/big.bin", root);
+    f = fopen(index, "w");
+    for (int i = 0; i < 5 * 1024 * 1024; i++)
+        fputc((i * 131 + 7) & 0xff, f);
+    fclose(f);
     snprintf(portf, sizeof portf, "%s/port", g_dir);
     snprintf(so, sizeof so, "%s/stdout", g_dir);
     snprintf(se, sizeof se, "%s/stderr", g_dir);
@@ -86,6 +92,7 @@ static void start(const char *extra)
         int e = open(se, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(o, 1);
         dup2(e, 2);
+        setenv("TACIO_BACKEND", tt_backend(), 1); /* the server runs on the case's backend */
         char cmd[2048];
         snprintf(cmd, sizeof cmd,
                  "exec %s --listen https://127.0.0.1:0/ --pki-dir %s --root %s --port-file %s "
@@ -148,15 +155,21 @@ TT_CASE(first_run_routes_and_shutdown)
     ASSERT_TRUE(strstr(out, "no client certificate") && strstr(out, "403"));
     ASSERT_EQ_INT(run(out, sizeof out, CURL "https://127.0.0.1:%u/hello.txt", g_dir, g_port), 0);
     ASSERT_TRUE(!strcmp(out, "static hello\n"));
+    /* Twice on one keep-alive connection, byte for byte. */
+    ASSERT_EQ_INT(run(out, sizeof out,
+                      CURL "-o %s/a.bin -o %s/b.bin https://127.0.0.1:%u/big.bin "
+                           "https://127.0.0.1:%u/big.bin && cmp %s/a.bin %s/www/big.bin && "
+                           "cmp %s/b.bin %s/www/big.bin",
+                      g_dir, g_dir, g_dir, g_port, g_port, g_dir, g_dir, g_dir, g_dir), 0);
     ASSERT_EQ_INT(run(out, sizeof out, CURL "-w '%%{http_code}' https://127.0.0.1:%u/nope",
                       g_dir, g_port), 0);
     ASSERT_TRUE(strstr(out, "404") != NULL);
     ASSERT_EQ_INT(run(out, sizeof out, CURL "https://127.0.0.1:%u/metrics", g_dir, g_port), 0);
-    ASSERT_TRUE(strstr(out, "tacio_http_requests_total{status=\"200\"} 4") != NULL);
+    ASSERT_TRUE(strstr(out, "tacio_http_requests_total{status=\"200\"} 6") != NULL);
     ASSERT_TRUE(strstr(out, "tacio_http_requests_total{status=\"403\"} 1") != NULL);
     ASSERT_TRUE(strstr(out, "tacio_http_client_cert_requests_total{outcome=\"success\"} 2") != NULL);
     ASSERT_TRUE(strstr(out, "tacio_http_client_cert_requests_total{outcome=\"no_certificate\"} 1") != NULL);
-    ASSERT_TRUE(strstr(out, "tacio_http_handshakes_total{result=\"ok\"} 7") != NULL);
+    ASSERT_TRUE(strstr(out, "tacio_http_handshakes_total{result=\"ok\"} 8") != NULL);
     ASSERT_TRUE(strstr(out, "tacio_http_completions_total{status=\"success\"}") != NULL);
     ASSERT_EQ_INT(stop(), 0);
     slurp(strcat(strcpy(buf, g_dir), "/stdout"), out, sizeof out);

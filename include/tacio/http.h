@@ -242,7 +242,9 @@ typedef struct tacio_http_response {
  *   (TACIO_CONNECTION_ABORTED, TACIO_CANCELLED); TACIO_NOT_FOUND;
  *   TACIO_INVALID_DEVICE_STATE (a response was already started);
  *   TACIO_INVALID_PARAMETER; a file read status.
- * LIFETIME: resp, its headers and body are copied during the call. */
+ * LIFETIME: resp, its headers and a memory body are copied during the call;
+ *   a file body's fd is dup'ed and the file streamed (read as the output
+ *   drains), so file_fd may be closed when the call returns. */
 TACIO_EXTERN tacio_status_t tacio_http_send_response(tacio_http_queue_t *q, uint64_t request_id,
                                                      tacio_http_op_t *op,
                                                      const tacio_http_response_t *resp);
@@ -250,7 +252,7 @@ TACIO_EXTERN tacio_status_t tacio_http_send_response(tacio_http_queue_t *q, uint
 /* tacio_http_send_body - more body of a response started with SEND_MORE;
  * flags: SEND_MORE again, or 0 for the last part (may be empty). RETURN
  * VALUE, LIFETIME: as tacio_http_send_response (INVALID_DEVICE_STATE when
- * no response is open). */
+ * no response is open, or while a file body is still streaming). */
 TACIO_EXTERN tacio_status_t tacio_http_send_body(tacio_http_queue_t *q, uint64_t request_id,
                                                  tacio_http_op_t *op, const void *data,
                                                  size_t len, unsigned flags);

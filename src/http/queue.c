@@ -31,6 +31,7 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -143,6 +144,11 @@ struct conn {
     tacio_http_op_t *body_op;
     tacio_http_op_t *sends_head, *sends_tail;
     tacio_http_op_t *starting;           /* a start call deciding sync vs pending */
+    /* A file body being streamed: read as the output drains. */
+    bool file_open, file_end;
+    int file_fd;
+    uint64_t file_off, file_left;
+    tacio_http_op_t *file_op;
 
     enum cert_state cert_state;
     bool got_finished;
@@ -307,6 +313,8 @@ static void conn_free(struct conn *c)
     free(c->pout);
     free(c->cert_blob);
     free(c->req_blob);
+    if (c->file_open)
+        close(c->file_fd);
     pthread_mutex_destroy(&c->mu);
     free(c);
     pthread_mutex_lock(&q->mu);
@@ -446,6 +454,8 @@ static void start_closing(struct conn *c, struct done *d)
     }
 }
 
+static bool file_pump(struct conn *c, struct done *d);
+
 /* Send what is queued, until a send is pending or nothing is left. */
 static void flush(struct conn *c, struct done *d)
 {
@@ -477,6 +487,10 @@ static void flush(struct conn *c, struct done *d)
             c->soff = 0;
             continue;
         }
+        if (file_pump(c, d))
+            continue;
+        if (c->dead)
+            return;
         complete_sends(c, d);
         if (c->close_after && c->pout_len == 0 && !c->shut_wr) {
             start_closing(c, d);
@@ -1079,6 +1093,7 @@ static void on_conn_io(tacio_pool_io_t *io, void *ctx, tacio_op_t *op, tacio_sta
     }
     if (!c->dead) {
         flush(c, &d);
+        conn_advance(c, &d); /* a file body may have ended the response */
         start_recv(c, &d);
         flush(c, &d);
     }
@@ -1718,7 +1733,7 @@ static tacio_status_t send_finish(struct conn *c, struct done *d, tacio_http_op_
 {
     op_pending(op);
     op->priv_len = (size_t)body_bytes;
-    op->priv_plain = c->plain_appended;
+    op->priv_plain = c->file_op == op ? UINT64_MAX : c->plain_appended;
     op->priv_target = UINT64_MAX;
     if (c->sends_tail)
         c->sends_tail->priv_next = op;
@@ -1761,6 +1776,39 @@ static bool append_body(struct conn *c, const void *data, size_t len)
     return pout_append(c, data, len);
 }
 
+static void response_end(struct conn *c);
+
+/* The next piece of a file body, once everything before it is out: a
+ * large file never sits in memory whole. True if bytes were queued. */
+static bool file_pump(struct conn *c, struct done *d)
+{
+    if (!c->file_open || c->dead)
+        return false;
+    char buf[65536];
+    size_t want = c->file_left < sizeof buf ? (size_t)c->file_left : sizeof buf;
+    ssize_t r = pread(c->file_fd, buf, want, (off_t)c->file_off);
+    if (r <= 0 || !append_body(c, buf, (size_t)r)) {
+        /* The headers promised a length we cannot deliver: close. */
+        qlog(c->q, "http: peer %s: file body read failed (%s)", c->peer,
+             r < 0 ? strerror(errno) : r == 0 ? "file shorter than announced" : "no memory");
+        close(c->file_fd);
+        c->file_open = false;
+        conn_kill(c, d, TACIO_CONNECTION_ABORTED);
+        return false;
+    }
+    c->file_off += (uint64_t)r;
+    c->file_left -= (uint64_t)r;
+    if (c->file_left == 0) {
+        close(c->file_fd);
+        c->file_open = false;
+        if (c->file_end)
+            response_end(c);
+        c->file_op->priv_plain = c->plain_appended; /* now it has an end */
+        c->file_op = NULL;
+    }
+    return true;
+}
+
 static void response_end(struct conn *c)
 {
     if (c->resp_chunked && !c->is_head)
@@ -1796,6 +1844,15 @@ tacio_status_t tacio_http_send_response(tacio_http_queue_t *q, uint64_t request_
     bool from_file = !resp->body && resp->file_len > 0;
     uint64_t blen = from_file ? resp->file_len : resp->body_len;
     bool no_body = resp->status == 204 || resp->status == 304 || resp->status < 200;
+    int file_fd = -1;
+    if (from_file && !no_body && !c->is_head) {
+        file_fd = fcntl(resp->file_fd, F_DUPFD_CLOEXEC, 0);
+        if (file_fd < 0) {
+            st = tacio_status_from_errno(errno);
+            conn_done(c, &d);
+            return sync_result(q, op, st, 0);
+        }
+    }
     if (resp->flags & TACIO_HTTP_SEND_CLOSE || q->draining || c->eof)
         c->keep_alive = false;
     c->resp_chunked = (resp->flags & TACIO_HTTP_SEND_CHUNKED) && !no_body;
@@ -1820,24 +1877,16 @@ tacio_status_t tacio_http_send_response(tacio_http_queue_t *q, uint64_t request_
         ok = ok && pout_append(c, "Connection: close\r\n", 19);
     ok = ok && pout_append(c, "\r\n", 2);
     c->resp_started = true;
-    if (ok && !no_body && from_file && !c->is_head) {
-        char fbuf[65536];
-        uint64_t off = resp->file_offset, left = resp->file_len;
-        while (ok && left > 0) {
-            ssize_t r = pread(resp->file_fd, fbuf, left < sizeof fbuf ? left : sizeof fbuf,
-                              (off_t)off);
-            if (r <= 0) {
-                /* Headers promised a length we cannot deliver: close. */
-                st = r < 0 ? tacio_status_from_errno(errno) : TACIO_END_OF_FILE;
-                conn_kill(c, &d, TACIO_CONNECTION_ABORTED);
-                conn_done(c, &d);
-                return sync_result(q, op, st, 0);
-            }
-            ok = append_body(c, fbuf, (size_t)r);
-            off += (uint64_t)r;
-            left -= (uint64_t)r;
-        }
-    } else if (ok && !no_body) {
+    if (file_fd >= 0) {
+        /* Streamed by file_pump as the output drains; the response ends
+         * (and op gets its end) when the last piece is queued. */
+        c->file_open = true;
+        c->file_fd = file_fd;
+        c->file_off = resp->file_offset;
+        c->file_left = resp->file_len;
+        c->file_end = !more;
+        c->file_op = op;
+    } else if (ok && !no_body && !from_file) {
         ok = append_body(c, resp->body, resp->body_len);
     }
     if (!ok) {
@@ -1845,7 +1894,7 @@ tacio_status_t tacio_http_send_response(tacio_http_queue_t *q, uint64_t request_
         conn_done(c, &d);
         return sync_result(q, op, TACIO_NO_MEMORY, 0);
     }
-    if (!more || no_body)
+    if ((!more || no_body) && !c->file_open)
         response_end(c);
     st = send_finish(c, &d, op, blen);
     conn_done(c, &d);
@@ -1867,7 +1916,8 @@ tacio_status_t tacio_http_send_body(tacio_http_queue_t *q, uint64_t request_id, 
         return sync_result(q, op, st, 0);
     struct done d = {0};
     op->request_id = request_id;
-    if (!c->resp_started || c->resp_done) {
+    if (!c->resp_started || c->resp_done || c->file_open) {
+        /* (a file body still streaming would be overtaken) */
         conn_done(c, &d);
         return sync_result(q, op, TACIO_INVALID_DEVICE_STATE, 0);
     }
