@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
@@ -88,6 +89,8 @@ static void start(const char *extra)
     g_pid = fork();
     ASSERT_TRUE(g_pid >= 0);
     if (g_pid == 0) {
+        /* A failing case leaves with _exit: take the server along. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int o = open(so, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int e = open(se, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(o, 1);
