@@ -432,7 +432,10 @@ EOF
 		done
 	done
 	cat <<'EOF'
-https: TLS request/response|https|-|rps|req/s|hi|tacio-httpd|-|-|-|not yet built (HTTP layer; hook bench/run-https.sh)
+https: keep-alive req/s, ECDSA P-256|https|keepalive|rps|req/s|hi|tacio-httpd|nginx|nginx|1.0|-
+https: full handshakes/s, ECDSA P-256|https|hs-ecdsa|rps|hs/s|hi|tacio-httpd|nginx|nginx|1.0|-
+https: full handshakes/s, RSA-2048|https|hs-rsa|rps|hs/s|hi|tacio-httpd|nginx|nginx|1.0|-
+https: full handshakes/s, required client cert|https|hs-ecdsa-cert|rps|hs/s|hi|tacio-httpd|nginx|nginx|-|-
 EOF
 } >"$spec"
 
