@@ -238,12 +238,13 @@ tacio_status_t tacio_handle_close(tacio_handle_t *h)
     }
     atomic_fetch_add_explicit(&h->cancel_epoch, 1, memory_order_release);
 
-    end_queued(h);
-
     struct tacio_port *p = h->port;
+    port_enter(p);
+    end_queued(h);
     /* Even with nothing in flight: a backend may hold the fd (epoll set). */
     if (!atomic_load_explicit(&p->closed, memory_order_acquire))
         p->be->cancel_handle(p, h);
+    port_leave(p);
     tacio__handle_use_end(h); /* closes the fd if no op still names it */
     tacio__handle_unref(h);
     return TACIO_SUCCESS;
@@ -263,10 +264,12 @@ tacio_status_t tacio_cancel_handle(tacio_handle_t *h)
         st = TACIO_NOT_FOUND;
     } else {
         atomic_fetch_add_explicit(&h->cancel_epoch, 1, memory_order_release);
-        end_queued(h);
         struct tacio_port *p = h->port;
+        port_enter(p);
+        end_queued(h);
         if (!atomic_load_explicit(&p->closed, memory_order_acquire))
             p->be->cancel_handle(p, h);
+        port_leave(p);
     }
     tacio__handle_use_end(h);
     return st;

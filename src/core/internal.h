@@ -139,6 +139,10 @@ struct tacio_port {
     tacio_op_t *free_packets;
 
     _Atomic uint32_t inside;   /* threads inside dequeue */
+    _Atomic uint32_t starting; /* threads inside a start, cancel or handle close of this
+                                  port: close collects only after they are out, so what
+                                  they complete is queued (and discarded by the close)
+                                  before it returns, never discarded on their thread after */
     _Atomic uint32_t refs;     /* 1 while open + 1 per handle */
     tacio_discard_fn discard;
     void *discard_arg;
@@ -172,6 +176,19 @@ static inline void oplist_push(struct oplist *l, tacio_op_t *op)
         l->head = op;
     l->tail = op;
     l->n++;
+}
+
+/* Around calls that may complete operations on p outside a dequeue (start,
+ * cancel, handle close). seq_cst with the close's store of closed and its
+ * load of starting: a thread that entered before the close looked is
+ * waited for; one that enters later sees closed. */
+static inline void port_enter(struct tacio_port *p)
+{
+    atomic_fetch_add_explicit(&p->starting, 1, memory_order_seq_cst);
+}
+static inline void port_leave(struct tacio_port *p)
+{
+    atomic_fetch_sub_explicit(&p->starting, 1, memory_order_release);
 }
 
 /* ---- the state machine (op.c) --------------------------------------------- */

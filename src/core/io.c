@@ -67,7 +67,7 @@ static tacio_status_t end_now(tacio_op_t *op, tacio_status_t st, uint64_t bytes,
      * meanwhile: then the start call reports it itself (still a final
      * status with no completion, so rule 1 holds) rather than discarding it
      * on this thread, possibly after tacio_port_close has returned. */
-    bool closed = atomic_load_explicit(&p->closed, memory_order_acquire);
+    bool closed = atomic_load_explicit(&p->closed, memory_order_seq_cst);
     if (returned_pending || (queued_always(h) && !closed)) {
         struct oplist l = {0};
         oplist_push(&l, op);
@@ -92,7 +92,7 @@ static tacio_status_t run(tacio_op_t *op, bool returned_pending)
     tacio_status_t st;
     uint64_t bytes;
 
-    if (atomic_load_explicit(&p->closed, memory_order_acquire))
+    if (atomic_load_explicit(&p->closed, memory_order_seq_cst))
         return end_now(op, TACIO_CANCELLED, 0, returned_pending);
     if (try_first(h, op)) {
         if (tacio__sys_try(op, &st, &bytes))
@@ -175,7 +175,18 @@ static tacio_status_t owner_for(struct tacio_handle *h, tacio_op_t *op, struct t
     return TACIO_SUCCESS;
 }
 
+static tacio_status_t start_in(struct tacio_handle *h, tacio_op_t *op, const struct args *a);
+
 static tacio_status_t start(struct tacio_handle *h, tacio_op_t *op, const struct args *a)
+{
+    struct tacio_port *p = h->port;
+    port_enter(p);
+    tacio_status_t st = start_in(h, op, a);
+    port_leave(p);
+    return st;
+}
+
+static tacio_status_t start_in(struct tacio_handle *h, tacio_op_t *op, const struct args *a)
 {
     struct tacio_thread *owner;
     if (owner_for(h, op, &owner) != TACIO_SUCCESS)
@@ -343,23 +354,27 @@ tacio_status_t tacio_timer_start(tacio_port_t *p, tacio_op_t *op, uint64_t key, 
         return TACIO_INVALID_PARAMETER;
     if (!p || (p->magic != PORT_MAGIC && p->magic != PORT_DEAD))
         return reject(op, TACIO_INVALID_HANDLE);
-    if (p->magic == PORT_DEAD || atomic_load_explicit(&p->closed, memory_order_acquire))
+    if (p->magic == PORT_DEAD || atomic_load_explicit(&p->closed, memory_order_seq_cst))
         return reject(op, TACIO_PORT_DISCONNECTED);
     struct tacio_handle *h = &p->timers;
     struct tacio_thread *owner;
     if (owner_for(h, op, &owner) != TACIO_SUCCESS)
         return reject(op, TACIO_NO_MEMORY);
+    port_enter(p);
     tacio__handle_use_begin(h);
     if (!tacio__op_begin(op, h, K_TIMER, (void *)(uintptr_t)key, 0, ns)) {
         tacio__handle_use_end(h);
         tacio__handle_unref(h);
+        port_leave(p);
         if (tacio__verifying())
             tacio__verify_in_use(op);
         return TACIO_OP_IN_USE;
     }
     if (owner)
         tacio__thread_track(owner, op);
-    return run(op, false);
+    tacio_status_t st = run(op, false);
+    port_leave(p);
+    return st;
 }
 
 /* ---- cancel ----------------------------------------------------------------- */
@@ -373,13 +388,18 @@ tacio_status_t tacio_cancel(tacio_op_t *op)
         return TACIO_NOT_FOUND;
     struct tacio_handle *h = op_handle(op);
     struct tacio_port *p = h->port;
+    port_enter(p);
+    tacio_status_t st;
     if (tacio__dir_unqueue(op)) {
         /* It was waiting for its turn and never reached the kernel. */
         tacio__op_finish_unqueued(op, TACIO_CANCELLED);
         struct oplist l = {0};
         oplist_push(&l, op);
         tacio__port_complete_list(p, &l);
-        return TACIO_SUCCESS;
+        st = TACIO_SUCCESS;
+    } else {
+        st = p->be->cancel(p, op);
     }
-    return p->be->cancel(p, op);
+    port_leave(p);
+    return st;
 }

@@ -8,6 +8,7 @@
  * kernel's task work for the operations it issued on the thread that waits
  * (docs/design.md explains the trade and the fall-back timer). */
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdarg.h>
@@ -920,7 +921,8 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
     }
     p->discard = discard;
     p->discard_arg = arg;
-    atomic_store_explicit(&p->closed, true, memory_order_release);
+    /* seq_cst: with the starters' entry (port_enter) and their loads of closed. */
+    atomic_store_explicit(&p->closed, true, memory_order_seq_cst);
     pthread_cond_broadcast(&p->slot_cv);
     bool kick;
     wake_everyone_locked(p, &kick);
@@ -939,6 +941,11 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
     flush_deferred(p);
     struct oplist drained = {0};
     p->be->drain(p, &drained);
+    /* Threads still in a start, cancel or handle close of this port may
+     * complete operations: let them queue those first, so the discard
+     * below sees them (those calls never block or call back). */
+    while (atomic_load_explicit(&p->starting, memory_order_seq_cst) > 0)
+        sched_yield();
 
     pthread_mutex_lock(&p->lock);
     append_locked(p, &drained);
