@@ -54,7 +54,6 @@ struct vent {
     const void *handle;
     uint64_t key;
     tacio_status_t first_status;
-    uint64_t first_bytes;
     char first_how[16];
     void *first_stack[NFRAMES];
     int nfirst;
@@ -173,6 +172,16 @@ static struct vent *find_locked(struct stripe *s, unsigned b, const void *op)
         if (e->op == op)
             return e;
     return NULL;
+}
+
+/* op's entry (NULL if none) with its stripe locked; the caller unlocks
+ * (*sp)->m. *bp is the bucket, for an insertion. */
+static struct vent *lock_entry(const void *op, struct stripe **sp, unsigned *bp)
+{
+    struct stripe *s = stripe_of(op, bp);
+    pthread_mutex_lock(&s->m);
+    *sp = s;
+    return find_locked(s, *bp, op);
 }
 
 /* History times: the coarse clock (a few ms resolution, a third of the
@@ -395,9 +404,8 @@ void tacio__verify_begin(tacio_op_t *op, uint32_t gen, struct tacio_handle *h)
     if (!stripes)
         return;
     unsigned b;
-    struct stripe *s = stripe_of(op, &b);
-    pthread_mutex_lock(&s->m);
-    struct vent *e = find_locked(s, b, op);
+    struct stripe *s;
+    struct vent *e = lock_entry(op, &s, &b);
     struct vent old;
     bool reused = false;
     if (!e) {
@@ -451,9 +459,8 @@ bool tacio__verify_completion(tacio_op_t *op, uint32_t gen, tacio_status_t st)
     if (!stripes)
         return true;
     unsigned b;
-    struct stripe *s = stripe_of(op, &b);
-    pthread_mutex_lock(&s->m);
-    struct vent *e = find_locked(s, b, op);
+    struct stripe *s;
+    struct vent *e = lock_entry(op, &s, &b);
     bool ok = !e || (e->state == V_PENDING && e->gen == gen);
     pthread_mutex_unlock(&s->m);
     /* A second completion: the finish check reports it (and, since it
@@ -467,9 +474,8 @@ bool tacio__verify_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint6
     if (!stripes)
         return true;
     unsigned b;
-    struct stripe *s = stripe_of(op, &b);
-    pthread_mutex_lock(&s->m);
-    struct vent *e = find_locked(s, b, op);
+    struct stripe *s;
+    struct vent *e = lock_entry(op, &s, &b);
     if (!e) {
         pthread_mutex_unlock(&s->m);
         return true; /* started before the verifier was on */
@@ -548,17 +554,15 @@ bool tacio__verify_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint6
     return false;
 }
 
-static void first_delivery(tacio_op_t *op, tacio_status_t st, uint64_t bytes, const char *how,
-                           enum vstate to)
+static void first_delivery(tacio_op_t *op, tacio_status_t st, const char *how, enum vstate to)
 {
     if (!stripes)
         return;
     void *here[NFRAMES + 2];
     int n = capture(here);
     unsigned b;
-    struct stripe *s = stripe_of(op, &b);
-    pthread_mutex_lock(&s->m);
-    struct vent *e = find_locked(s, b, op);
+    struct stripe *s;
+    struct vent *e = lock_entry(op, &s, &b);
     if (!e) {
         pthread_mutex_unlock(&s->m);
         return;
@@ -568,7 +572,6 @@ static void first_delivery(tacio_op_t *op, tacio_status_t st, uint64_t bytes, co
     if (ok) {
         e->state = (uint8_t)to;
         e->first_status = st;
-        e->first_bytes = bytes;
         snprintf(e->first_how, sizeof e->first_how, "%s", how);
         memcpy(e->first_stack, here, (size_t)n * sizeof *here);
         e->nfirst = n;
@@ -590,9 +593,8 @@ void tacio__verify_backend_final(tacio_op_t *op)
     if (!stripes)
         return;
     unsigned b;
-    struct stripe *s = stripe_of(op, &b);
-    pthread_mutex_lock(&s->m);
-    struct vent *e = find_locked(s, b, op);
+    struct stripe *s;
+    struct vent *e = lock_entry(op, &s, &b);
     if (e)
         e->suspect = true;
     pthread_mutex_unlock(&s->m);
@@ -600,12 +602,12 @@ void tacio__verify_backend_final(tacio_op_t *op)
 
 void tacio__verify_sync(tacio_op_t *op, tacio_status_t st)
 {
-    first_delivery(op, st, op->bytes, "synchronous", V_SYNC);
+    first_delivery(op, st, "synchronous", V_SYNC);
 }
 
 void tacio__verify_delivered(tacio_op_t *op, const char *how)
 {
-    first_delivery(op, op->status, op->bytes, how, V_DELIVERED);
+    first_delivery(op, op->status, how, V_DELIVERED);
 }
 
 void tacio__verify_in_use(tacio_op_t *op)
@@ -613,9 +615,8 @@ void tacio__verify_in_use(tacio_op_t *op)
     if (!stripes)
         return;
     unsigned b;
-    struct stripe *s = stripe_of(op, &b);
-    pthread_mutex_lock(&s->m);
-    struct vent *e = find_locked(s, b, op);
+    struct stripe *s;
+    struct vent *e = lock_entry(op, &s, &b);
     struct vent copy;
     bool known = e != NULL;
     if (known)
