@@ -11,6 +11,9 @@
 #include "core/internal.h"
 
 #define BE_CAP_FILES_ASYNC 0x1u /* regular-file I/O is asynchronous in the kernel */
+/* A send prepared by a running dequeuer rides on the ring's next enter with
+ * no syscall of its own, so the core skips its send(2) attempt then. */
+#define BE_CAP_BATCHED_SENDS 0x2u
 
 struct tacio_backend {
     const char *name;

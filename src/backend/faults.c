@@ -746,7 +746,7 @@ static void f_flush(struct tacio_port *p)
         .cancel_handle = f_cancel_handle, .wait = f_wait, .wake = f_wake, .flush = f_flush, \
         .drain = f_drain,                                                                 \
     }
-static const struct tacio_backend wrap_uring = FAULT_TABLE("io_uring", BE_CAP_FILES_ASYNC);
+static const struct tacio_backend wrap_uring = FAULT_TABLE("io_uring", BE_CAP_FILES_ASYNC | BE_CAP_BATCHED_SENDS);
 static const struct tacio_backend wrap_epoll = FAULT_TABLE("epoll", 0);
 
 const struct tacio_backend *tacio__faults_wrap(struct tacio_port *p)

@@ -680,9 +680,24 @@ static tacio_status_t u_init(struct tacio_port *p, unsigned depth, char *why, si
         return TACIO_NO_MEMORY;
     struct io_uring_params prm;
     memset(&prm, 0, sizeof prm);
-    prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+    /* COOP_TASKRUN: a completion's task work waits for its submitter's next
+     * kernel entry (a syscall, a sleep's wake-up or the scheduler tick)
+     * instead of interrupting it. Without it every socket wake-up sends the
+     * submitter into its task work at once, usually while the waking CPU
+     * still holds the socket lock, and the two spin on it. The cost: an op
+     * whose submitter is busy in user code without syscalls completes up to
+     * one tick later. TACIO_URING_COOP=0 turns it off. */
+    const char *coop_env = getenv("TACIO_URING_COOP");
+    unsigned coop = coop_env && !strcmp(coop_env, "0") ? 0 : IORING_SETUP_COOP_TASKRUN;
+    prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL | coop;
     prm.cq_entries = depth * 16 < 4096 ? 4096 : depth * 16;
     int r = io_uring_queue_init_params(depth, &u->ring, &prm);
+    if (r == -EINVAL && coop) { /* before 5.19 */
+        memset(&prm, 0, sizeof prm);
+        prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+        prm.cq_entries = depth * 16 < 4096 ? 4096 : depth * 16;
+        r = io_uring_queue_init_params(depth, &u->ring, &prm);
+    }
     if (r == -EINVAL) {
         memset(&prm, 0, sizeof prm);
         prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
@@ -732,7 +747,7 @@ static void u_destroy(struct tacio_port *p)
 
 const struct tacio_backend tacio__backend_uring = {
     .name = "io_uring",
-    .caps = BE_CAP_FILES_ASYNC,
+    .caps = BE_CAP_FILES_ASYNC | BE_CAP_BATCHED_SENDS,
     .init = u_init,
     .fini = u_fini,
     .destroy = u_destroy,

@@ -31,6 +31,13 @@ static bool try_first(struct tacio_handle *h, tacio_op_t *op)
     case K_SEND:
     case K_SENDTO:
     case K_WRITE:
+        /* On io_uring a thread that will enter the ring anyway (a running
+         * dequeuer) sends in that enter: one syscall for the whole batch
+         * instead of one per send, and the socket is written after the
+         * receives that woke it rather than while their senders still hold
+         * its lock. Anyone else tries send(2) first. */
+        if ((h->port->be->caps & BE_CAP_BATCHED_SENDS) && tacio__port_should_defer(h->port))
+            return false;
         return h->type != H_FILE;
     case K_RECV:
     case K_RECVFROM:
