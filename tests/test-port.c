@@ -493,6 +493,80 @@ TT_CASE(posts_from_many_threads_keep_per_thread_order)
     ASSERT_OK(tacio_port_close(p, NULL, NULL));
 }
 
+/* Posts take no lock (they wait on a stack until a consumer merges them),
+ * yet a packet posted before a completion was queued still comes out
+ * before it, and one posted after comes after. */
+TT_CASE(posts_and_completions_keep_queue_order)
+{
+    tacio_port_t *p = tt_port(0);
+    int fds[2];
+    tt_socketpair(SOCK_STREAM, fds);
+    tacio_handle_t *h = tt_handle(p, fds[0], 77, TACIO_HANDLE_QUEUED_ALWAYS);
+    tacio_op_t op;
+    tacio_op_init(&op);
+    char buf[4] = "abc";
+    ASSERT_OK(tacio_port_post(p, 1, 0, NULL, TACIO_SUCCESS));
+    /* Queued-always: the send ends at once and is queued inside the call. */
+    ASSERT_EQ_STATUS(tacio_send(h, &op, buf, 3), TACIO_PENDING);
+    ASSERT_OK(tacio_port_post(p, 2, 0, NULL, TACIO_SUCCESS));
+    uint64_t want[3] = {1, 77, 2};
+    for (int i = 0; i < 3; i++) {
+        tacio_entry_t e;
+        ASSERT_EQ_INT(dequeue1(p, &e, 5000), 1);
+        ASSERT_EQ_U64(e.key, want[i]);
+        if (i == 1) {
+            ASSERT_TRUE(e.op == &op);
+            ASSERT_EQ_U64(e.bytes, 3);
+        }
+    }
+    ASSERT_EQ_INT(dequeue1(p, &(tacio_entry_t){0}, 0), 0);
+    tacio_handle_close(h);
+    close(fds[1]);
+    ASSERT_OK(tacio_port_close(p, NULL, NULL));
+}
+
+/* A consumer that found the queue empty and went to sleep is woken by a
+ * post from another thread, over and over (the post's unlocked push and
+ * the sleeper's announcement must never miss each other). */
+typedef struct pingpong {
+    tacio_port_t *a, *b;
+    unsigned rounds;
+    pthread_t thread;
+} pingpong_t;
+
+static void *pong(void *arg)
+{
+    pingpong_t *pp = arg;
+    for (unsigned i = 0; i < pp->rounds; i++) {
+        tacio_entry_t e;
+        unsigned n = 0;
+        ASSERT_OK(tacio_port_dequeue(pp->a, &e, 1, &n, 10000));
+        ASSERT_EQ_U64(e.key, i);
+        ASSERT_OK(tacio_port_post(pp->b, i, 0, NULL, TACIO_SUCCESS));
+    }
+    return NULL;
+}
+
+TT_CASE(post_wakes_sleeping_consumer_every_time)
+{
+    enum { ROUNDS = 20000 };
+    pingpong_t pp = {tt_port(0), tt_port(0), ROUNDS, 0};
+    ASSERT_EQ_INT(pthread_create(&pp.thread, NULL, pong, &pp), 0);
+    for (unsigned i = 0; i < ROUNDS; i++) {
+        ASSERT_OK(tacio_port_post(pp.a, i, 0, NULL, TACIO_SUCCESS));
+        tacio_entry_t e;
+        unsigned n = 0;
+        /* A lost wake-up shows as this timeout, with the round it was in. */
+        tacio_status_t st = tacio_port_dequeue(pp.b, &e, 1, &n, 10000);
+        if (st != TACIO_SUCCESS)
+            TT_FAIL("round %u: the reply did not come (%s)", i, tacio_status_name(st));
+        ASSERT_EQ_U64(e.key, i);
+    }
+    pthread_join(pp.thread, NULL);
+    ASSERT_OK(tacio_port_close(pp.a, NULL, NULL));
+    ASSERT_OK(tacio_port_close(pp.b, NULL, NULL));
+}
+
 /* ---- timers --------------------------------------------------------------- */
 
 TT_CASE(timer_fires_once_with_key)
@@ -616,6 +690,8 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(close_hands_queued_posts_to_discard, 10),
     TT_ENTRY(waiters_wake_lifo, 30),
     TT_ENTRY(concurrency_one_holds_second_waiter, 40),
+    TT_ENTRY(posts_and_completions_keep_queue_order, 30),
+    TT_ENTRY(post_wakes_sleeping_consumer_every_time, 120),
     TT_ENTRY(posts_from_many_threads_keep_per_thread_order, 30),
     TT_ENTRY(timer_fires_once_with_key, 15),
     TT_ENTRY(cancelled_timer_completes_once_cancelled, 15),

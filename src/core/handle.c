@@ -106,9 +106,11 @@ tacio_status_t tacio_handle_open(tacio_port_t *port, int fd, uint64_t key, unsig
     if (!out || fd < 0 ||
         (flags & ~(TACIO_HANDLE_QUEUED_ALWAYS | TACIO_HANDLE_NO_CLOSE_FD | TACIO_HANDLE_THREAD_BOUND)))
         return TACIO_INVALID_PARAMETER;
-    if (port && port->magic == PORT_DEAD)
+    /* One load: a close between two could make an open port look invalid. */
+    uint32_t magic = port ? atomic_load_explicit(&port->magic, memory_order_acquire) : 0;
+    if (magic == PORT_DEAD)
         return TACIO_PORT_DISCONNECTED;
-    if (!port || port->magic != PORT_MAGIC)
+    if (magic != PORT_MAGIC)
         return TACIO_INVALID_HANDLE;
     if (atomic_load_explicit(&port->closed, memory_order_acquire))
         return TACIO_PORT_DISCONNECTED;

@@ -136,7 +136,7 @@ struct tacio_port {
     bool poller_in_kernel;
     _Atomic bool closed;
     bool collected;         /* close took the queue: later entries are discarded where they finish */
-    tacio_op_t *free_packets;
+    _Atomic bool posts_flowing; /* the last merge found packets: spin before sleeping */
 
     _Atomic uint32_t inside;   /* threads inside dequeue */
     _Atomic uint32_t starting; /* threads inside a start, cancel or handle close of this
@@ -147,6 +147,22 @@ struct tacio_port {
     tacio_discard_fn discard;
     void *discard_arg;
     _Atomic uint64_t discarded_ops; /* operation records discarded by close (the verifier's check) */
+
+    /* The posting side, on cache lines of its own (the pads; not an
+     * alignment, so a stray pointer checked for magic is no misaligned
+     * access): a posting thread keeps them while consumers take the lock.
+     * posted: packets not yet in the queue, newest first; PORT_POSTS_CLOSED
+     * once close took them. A post is one CAS on it (tacio_port_post); the
+     * queue's owner moves them in under lock (merge_posted_locked).
+     * sleepers: threads about to sleep for entries (waiters, and the poller
+     * in be->wait), changed under lock. A post reads it after pushing: zero
+     * means someone awake will see the packet, so the post needs no lock. */
+    char pad_post0[64];
+    _Atomic(tacio_op_t *) posted;
+    _Atomic uint32_t sleepers;
+    char pad_post1[64];
+    _Atomic(tacio_op_t *) free_in; /* delivered packets back for reuse, a batch per push */
+    char pad_post2[64];
 
     struct tacio_handle timers; /* pseudo-handle that owns timer operations */
     char why[256];

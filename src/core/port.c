@@ -34,6 +34,7 @@ struct tls {
     struct tacio_port *running;  /* port this thread counts as running on */
     bool blocked;                /* inside blocking_begin/end */
     struct tacio_port *deferred; /* port with submissions this thread batched */
+    tacio_op_t *packets;         /* free packet records, any port's: freed at exit */
 };
 /* initial-exec: read on every operation start; the general-dynamic model a
  * shared library gets by default costs a __tls_get_addr call each time. */
@@ -51,6 +52,11 @@ static void kick_after_unlock(struct tacio_port *p, bool kick);
 static void thread_exit(void *unused)
 {
     (void)unused;
+    while (tls.packets) {
+        tacio_op_t *n = tls.packets->priv_next;
+        free(tls.packets);
+        tls.packets = n;
+    }
     struct tacio_port *d = tls.deferred;
     tls.deferred = NULL;
     if (d && d->magic == PORT_MAGIC)
@@ -298,11 +304,128 @@ static void wake_waiter_locked(struct tacio_port *p)
     futex_wake(&w->woken);
 }
 
+#define PORT_POSTS_CLOSED ((tacio_op_t *)(uintptr_t)1)
+
+/* Move posted packets into the queue, oldest first. Called under lock
+ * before the queue is read or appended to, so a packet posted before a
+ * completion was queued is delivered before it. */
+static void merge_posted_locked_ex(struct tacio_port *p, bool closing)
+{
+    tacio_op_t *l = atomic_load_explicit(&p->posted, memory_order_relaxed);
+    if (l == PORT_POSTS_CLOSED || (!l && !closing))
+        return;
+    /* Under lock, so only a close can have stored the sentinel, and that
+     * was seen above. */
+    l = atomic_exchange_explicit(&p->posted, closing ? PORT_POSTS_CLOSED : NULL,
+                                 memory_order_acquire);
+    if (!l)
+        return;
+    if (!atomic_load_explicit(&p->posts_flowing, memory_order_relaxed))
+        atomic_store_explicit(&p->posts_flowing, true, memory_order_relaxed);
+    tacio_op_t *fifo = NULL, *last = l;
+    uint64_t n = 0;
+    while (l) {
+        tacio_op_t *next = l->priv_next;
+        l->priv_next = fifo;
+        fifo = l;
+        l = next;
+        n++;
+    }
+    if (p->qtail)
+        p->qtail->priv_next = fifo;
+    else
+        p->qhead = fifo;
+    p->qtail = last;
+    stat_add(&p->st.posted, n);
+}
+
+static void merge_posted_locked(struct tacio_port *p)
+{
+    merge_posted_locked_ex(p, false);
+}
+
+/* A consumer about to sleep while packets are being posted spins this long
+ * first: the next one usually comes sooner than a sleep and a wake-up
+ * (a futex or io_uring_enter round trip each side) would take. */
+#define POST_SPIN_NS 3000
+
+static bool posts_waiting(struct tacio_port *p)
+{
+    tacio_op_t *l = atomic_load_explicit(&p->posted, memory_order_relaxed);
+    return l && l != PORT_POSTS_CLOSED;
+}
+
+static bool spin_for_posts(struct tacio_port *p)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned i = 1;; i++) {
+        /* Every 8th turn only: each look pulls the posting thread's line
+         * away from it, and its next push then waits for it. */
+        if (i % 8 == 0 &&
+            (posts_waiting(p) || atomic_load_explicit(&p->closed, memory_order_relaxed)))
+            return true;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+        if (i % 32 == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) > POST_SPIN_NS)
+                return false;
+        }
+    }
+}
+
+/* Going to sleep for entries (the caller holds the lock): counted first,
+ * then the posts looked at again, in that order (seq_cst, against the
+ * post's push then load of sleepers), so a packet pushed meanwhile is
+ * either seen here or its post sees a sleeper and takes the slow path. */
+static bool sleep_announce_locked(struct tacio_port *p)
+{
+    atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
+    tacio_op_t *l = atomic_load_explicit(&p->posted, memory_order_seq_cst);
+    if (l && l != PORT_POSTS_CLOSED) {
+        atomic_fetch_sub_explicit(&p->sleepers, 1, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+static void sleep_done(struct tacio_port *p)
+{
+    atomic_fetch_sub_explicit(&p->sleepers, 1, memory_order_relaxed);
+}
+
+/* A packet record on one cache line: the fields a packet uses (status,
+ * bytes, user, priv_next, priv_slot, priv_arg) are all in the first 64
+ * bytes, the rest stays zero from allocation. */
+static tacio_op_t *packet_get(struct tacio_port *p)
+{
+    tacio_op_t *pk = tls.packets;
+    if (!pk) {
+        if (!atomic_load_explicit(&p->free_in, memory_order_relaxed) ||
+            !(pk = atomic_exchange_explicit(&p->free_in, NULL, memory_order_acquire))) {
+            void *m;
+            if (posix_memalign(&m, 64, sizeof *pk))
+                return NULL;
+            return memset(m, 0, sizeof *pk);
+        }
+        arm_exit_hook();
+    }
+    tls.packets = pk->priv_next;
+    return pk;
+}
+_Static_assert(offsetof(tacio_op_t, priv_arg) + sizeof(uint64_t) <= 64,
+               "a packet's fields fit one cache line");
+
 /* Entries may be waiting and a thread may run: release the most recent
  * waiter, or make the poller return. True if the caller must call be->wake
  * after unlocking. */
 static bool release_locked(struct tacio_port *p)
 {
+    merge_posted_locked(p);
     if (p->running >= p->concurrency || !p->qhead)
         return false;
     if (p->waiters) {
@@ -348,6 +471,7 @@ static void append_locked(struct tacio_port *p, struct oplist *l)
 {
     if (!l->head)
         return;
+    merge_posted_locked(p);
     if (p->qtail)
         p->qtail->priv_next = l->head;
     else
@@ -581,10 +705,11 @@ static void fill_entry(tacio_entry_t *e, tacio_op_t *op)
 
 static void free_packets(struct tacio_port *p, tacio_op_t *head, tacio_op_t *tail)
 {
-    pthread_mutex_lock(&p->lock);
-    tail->priv_next = p->free_packets;
-    p->free_packets = head;
-    pthread_mutex_unlock(&p->lock);
+    tacio_op_t *old = atomic_load_explicit(&p->free_in, memory_order_relaxed);
+    do
+        tail->priv_next = old;
+    while (!atomic_compare_exchange_weak_explicit(&p->free_in, &old, head, memory_order_release,
+                                                  memory_order_relaxed));
 }
 
 /* Hand the popped records to the caller: entries filled, records released. */
@@ -651,9 +776,11 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
         *count = 0;
     if (!entries || !count || max == 0 || (flags & ~TACIO_DEQUEUE_ALERTABLE))
         return TACIO_INVALID_PARAMETER;
-    if (p && p->magic == PORT_DEAD)
+    /* One load: a close between two could make an open port look invalid. */
+    uint32_t magic = p ? atomic_load_explicit(&p->magic, memory_order_acquire) : 0;
+    if (magic == PORT_DEAD)
         return TACIO_ABANDONED;
-    if (!p || p->magic != PORT_MAGIC)
+    if (magic != PORT_MAGIC)
         return TACIO_INVALID_HANDLE;
     atomic_fetch_add_explicit(&p->inside, 1, memory_order_acquire);
     flush_deferred(p);
@@ -674,6 +801,7 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
     if (alertable)
         tacio__thread_set_alert_port(self, p);
 
+    bool spun = false;
     pthread_mutex_lock(&p->lock);
     bool kick = leave_running_locked(p);
     for (;;) {
@@ -681,6 +809,7 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
             st = TACIO_ABANDONED;
             break;
         }
+        merge_posted_locked(p);
         /* Checked under the lock after alert_port was set: a routine
          * queued later finds this thread's waiter and wakes it. */
         if (alertable && tacio__thread_apc_pending(self)) {
@@ -715,7 +844,18 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
             st = TACIO_TIMEOUT;
             break;
         }
+        if (timeout_ms != 0 && !spun && p->running < p->concurrency &&
+            atomic_load_explicit(&p->posts_flowing, memory_order_relaxed)) {
+            spun = true;
+            pthread_mutex_unlock(&p->lock);
+            if (!spin_for_posts(p))
+                atomic_store_explicit(&p->posts_flowing, false, memory_order_relaxed);
+            pthread_mutex_lock(&p->lock);
+            continue;
+        }
         if (!p->poller && p->running < p->concurrency) {
+            if (!sleep_announce_locked(p))
+                continue;
             struct oplist l = {0}, d = {0};
             p->poller = true;
             p->poller_owner = self;
@@ -723,8 +863,10 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
             tacio_status_t ws = p->be->wait(p, left, &l);
             split_owned(&l, &d);
             pthread_mutex_lock(&p->lock);
+            sleep_done(p);
             p->poller = false;
             p->poller_owner = NULL;
+            merge_posted_locked(p);
             append_locked(p, &l);
             kick |= append_directed_locked(p, &d);
             if (ws == TACIO_TIMEOUT && !p->qhead && !p->dcount && timeout_ms >= 0) {
@@ -737,6 +879,8 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
             st = TACIO_TIMEOUT;
             break;
         }
+        if (!sleep_announce_locked(p))
+            continue;
         me.next = p->waiters;
         me.owner = self;
         atomic_init(&me.woken, 0);
@@ -747,6 +891,7 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
         pthread_mutex_unlock(&p->lock);
         futex_wait(&me.woken, 0, wait_ms);
         pthread_mutex_lock(&p->lock);
+        sleep_done(p);
         if (!atomic_load_explicit(&me.woken, memory_order_acquire)) {
             /* Timed out or spurious: take ourselves off the stack. */
             for (struct waiter **w = &p->waiters; *w; w = &(*w)->next) {
@@ -774,6 +919,7 @@ unsigned tacio__port_queued(struct tacio_port *p)
 {
     unsigned n = 0;
     pthread_mutex_lock(&p->lock);
+    merge_posted_locked(p);
     for (tacio_op_t *op = p->qhead; op && n < 1024; op = op->priv_next)
         n++;
     pthread_mutex_unlock(&p->lock);
@@ -838,44 +984,42 @@ void tacio__port_blocking_end_wait(struct tacio_port *p)
 tacio_status_t tacio_port_post(tacio_port_t *p, uint64_t key, uint64_t bytes, void *ptr,
                                tacio_status_t status)
 {
-    if (p && p->magic == PORT_DEAD)
+    uint32_t magic = p ? atomic_load_explicit(&p->magic, memory_order_acquire) : 0;
+    if (magic == PORT_DEAD)
         return TACIO_PORT_DISCONNECTED;
-    if (!p || p->magic != PORT_MAGIC)
+    if (magic != PORT_MAGIC)
         return TACIO_INVALID_HANDLE;
-    pthread_mutex_lock(&p->lock);
-    if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
-        pthread_mutex_unlock(&p->lock);
+    if (atomic_load_explicit(&p->closed, memory_order_relaxed))
         return TACIO_PORT_DISCONNECTED;
-    }
-    tacio_op_t *pk = p->free_packets;
-    if (pk) {
-        p->free_packets = pk->priv_next;
-    } else {
-        pthread_mutex_unlock(&p->lock);
-        pk = malloc(sizeof *pk);
-        if (!pk)
-            return TACIO_NO_MEMORY;
-        pthread_mutex_lock(&p->lock);
-    }
-    memset(pk, 0, sizeof *pk);
+    tacio_op_t *pk = packet_get(p);
+    if (!pk)
+        return TACIO_NO_MEMORY;
+    memset(pk, 0, 64);
     pk->priv_slot = (uint32_t)K_POSTED << 24;
     pk->priv_arg = key;
     pk->bytes = bytes;
     pk->user = ptr;
     pk->status = status;
-    struct oplist l = {0};
-    oplist_push(&l, pk);
-    if (atomic_load_explicit(&p->closed, memory_order_relaxed)) {
-        pk->priv_next = p->free_packets;
-        p->free_packets = pk;
+    /* No lock: one CAS onto the posted stack. The queue's owner merges it
+     * in order (merge_posted_locked); the lock is taken only when someone
+     * may be asleep (see sleep_announce_locked for the pairing). */
+    tacio_op_t *old = atomic_load_explicit(&p->posted, memory_order_relaxed);
+    do {
+        if (old == PORT_POSTS_CLOSED) {
+            pk->priv_next = tls.packets;
+            tls.packets = pk;
+            arm_exit_hook();
+            return TACIO_PORT_DISCONNECTED;
+        }
+        pk->priv_next = old;
+    } while (!atomic_compare_exchange_weak_explicit(&p->posted, &old, pk, memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst)) {
+        pthread_mutex_lock(&p->lock);
+        bool kick = hold_for_kick_locked(p, release_locked(p));
         pthread_mutex_unlock(&p->lock);
-        return TACIO_PORT_DISCONNECTED;
+        kick_after_unlock(p, kick);
     }
-    append_locked(p, &l);
-    bool kick = hold_for_kick_locked(p, release_locked(p));
-    pthread_mutex_unlock(&p->lock);
-    stat_add(&p->st.posted, 1);
-    kick_after_unlock(p, kick);
     return TACIO_SUCCESS;
 }
 
@@ -948,6 +1092,9 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
         sched_yield();
 
     pthread_mutex_lock(&p->lock);
+    /* Packets posted until now are discarded with the queue; a post that
+     * finds the sentinel returns PORT_DISCONNECTED. */
+    merge_posted_locked_ex(p, true);
     append_locked(p, &drained);
     if (p->dhead) {
         /* Thread-bound entries not taken yet are discarded with the rest. */
@@ -959,8 +1106,7 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
     tacio_op_t *list = p->qhead;
     p->qhead = p->qtail = NULL;
     p->collected = true;
-    tacio_op_t *pk = p->free_packets;
-    p->free_packets = NULL;
+    tacio_op_t *pk = atomic_exchange_explicit(&p->free_in, NULL, memory_order_acquire);
     pthread_mutex_unlock(&p->lock);
     while (list) {
         tacio_op_t *op = list;
