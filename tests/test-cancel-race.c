@@ -1885,8 +1885,10 @@ TT_CASE(start_racing_handle_close)
         sc_t c = { .h = tt_handle(p, fds[1], 1, 0), .r = &g_rec[0] };
         pthread_t t;
         ASSERT_EQ_INT(pthread_create(&t, NULL, sc_writer, &c), 0);
+        /* Yield, not spin: with another test on both CPUs the new thread
+         * may not run until this one gives up its slice. */
         while (!atomic_load_explicit(&c.go, memory_order_acquire))
-            cpu_relax();
+            sched_yield();
         spin_ns(tt_rand_below(20000));
         ASSERT_OK(tacio_handle_close(c.h));
         pthread_join(t, NULL);
