@@ -63,7 +63,7 @@ TT_CASE(working_port_explains_its_backend)
 
 TT_CASE(op_record_fits_80_bytes)
 {
-    ASSERT_LE_INT((int)sizeof(tacio_op_t), 80);
+    ASSERT_LE_INT((int)sizeof(tacio_op_t), 64);
 }
 
 static const tt_case_t tt_cases[] = {

@@ -458,6 +458,92 @@ TT_CASE(routine_issuer_exit_runs_them_all)
     ASSERT_OK(tacio_port_close(p, NULL, NULL));
 }
 
+/* The routine and owner live in a table outside the record (it stays 64
+ * bytes). Thousands of records with routines, set, cleared and restarted
+ * in a seeded random order: each completion goes to the routine set at its
+ * start, or to the port when none is, exactly once. */
+enum { MR_N = 3000 };
+static _Atomic unsigned mr_ran_a[MR_N], mr_ran_b[MR_N];
+static tacio_op_t *mr_ops;
+
+static void mr_fn_a(tacio_op_t *op, tacio_status_t st, uint64_t bytes)
+{
+    (void)bytes;
+    ASSERT_EQ_STATUS(st, TACIO_SUCCESS);
+    atomic_fetch_add(&mr_ran_a[op - mr_ops], 1);
+}
+
+static void mr_fn_b(tacio_op_t *op, tacio_status_t st, uint64_t bytes)
+{
+    (void)bytes;
+    ASSERT_EQ_STATUS(st, TACIO_SUCCESS);
+    atomic_fetch_add(&mr_ran_b[op - mr_ops], 1);
+}
+
+TT_CASE(many_routine_records_each_delivered_once)
+{
+    tacio_port_t *p = tt_port(0);
+    mr_ops = calloc(MR_N, sizeof *mr_ops);
+    ASSERT_TRUE(mr_ops != NULL);
+    static unsigned char want[MR_N]; /* 0: port, 1: a, 2: b */
+    for (int round = 0; round < 3; round++) {
+        tt_context("round %d", round);
+        for (unsigned i = 0; i < MR_N; i++) {
+            atomic_store(&mr_ran_a[i], 0);
+            atomic_store(&mr_ran_b[i], 0);
+        }
+        /* Change the bindings in a random order: set, switch or clear. */
+        for (unsigned k = 0; k < MR_N; k++) {
+            unsigned i = (unsigned)tt_rand_below(MR_N);
+            want[i] = (unsigned char)tt_rand_below(3);
+            ASSERT_OK(tacio_op_set_routine(&mr_ops[i], want[i] == 0   ? NULL
+                                                       : want[i] == 1 ? mr_fn_a
+                                                                      : mr_fn_b));
+        }
+        unsigned to_port = 0;
+        for (unsigned i = 0; i < MR_N; i++) {
+            to_port += want[i] == 0;
+            ASSERT_EQ_STATUS(tacio_timer_start(p, &mr_ops[i], i, 0), TACIO_PENDING);
+        }
+        unsigned routines = 0, ported = 0;
+        for (int spins = 0; routines + ported < MR_N; spins++) {
+            if (spins > 200000)
+                TT_FAIL("%u routines and %u port entries of %u after many waits", routines,
+                        ported, MR_N);
+            tacio_entry_t e[64];
+            unsigned n = 0;
+            tacio_status_t st =
+                tacio_port_dequeue_ex(p, e, 64, &n, 20, TACIO_DEQUEUE_ALERTABLE);
+            if (st == TACIO_USER_APC) {
+                routines = 0;
+                for (unsigned i = 0; i < MR_N; i++)
+                    routines += atomic_load(&mr_ran_a[i]) + atomic_load(&mr_ran_b[i]);
+                continue;
+            }
+            if (st == TACIO_TIMEOUT)
+                continue;
+            ASSERT_OK(st);
+            for (unsigned j = 0; j < n; j++) {
+                unsigned i = (unsigned)(e[j].op - mr_ops);
+                ASSERT_TRUE(i < MR_N);
+                if (want[i] != 0)
+                    TT_FAIL("record %u has routine %c but came through the port", i,
+                            want[i] == 1 ? 'a' : 'b');
+                ported++;
+            }
+        }
+        ASSERT_EQ_INT(ported, to_port);
+        for (unsigned i = 0; i < MR_N; i++) {
+            ASSERT_EQ_INT(atomic_load(&mr_ran_a[i]), want[i] == 1);
+            ASSERT_EQ_INT(atomic_load(&mr_ran_b[i]), want[i] == 2);
+        }
+    }
+    for (unsigned i = 0; i < MR_N; i++)
+        ASSERT_OK(tacio_op_set_routine(&mr_ops[i], NULL));
+    ASSERT_OK(tacio_port_close(p, NULL, NULL));
+    free(mr_ops);
+}
+
 TT_CASE(dequeue_ex_rejects_unknown_flags)
 {
     tacio_port_t *p = tt_port(1);
@@ -479,6 +565,7 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(routine_ends_alertable_dequeue, 30),
     TT_ENTRY(routine_not_run_for_sync_result, 30),
     TT_ENTRY(routine_issuer_exit_runs_them_all, 60),
+    TT_ENTRY(many_routine_records_each_delivered_once, 60),
     TT_ENTRY(dequeue_ex_rejects_unknown_flags, 30),
 };
 TT_MAIN()

@@ -61,8 +61,6 @@ struct tacio_op {
     uint32_t priv_len;
     uint32_t priv_slot;
     uint64_t priv_arg;
-    void *priv_thread;              /* private: issuing thread, for routines and thread-bound handles */
-    tacio_routine_fn priv_routine;  /* private: set with tacio_op_set_routine */
 };
 
 #define tacio_container_of(ptr, type, member) \
@@ -86,11 +84,13 @@ static inline void tacio_op_init(tacio_op_t *op)
  * pending operations are cancelled and every routine still runs, on that
  * thread, before it ends (Windows drops them). fn NULL goes back to port
  * delivery. Stays set across operations until changed or tacio_op_init.
- * Must not be called while the record is pending. */
-static inline void tacio_op_set_routine(tacio_op_t *op, tacio_routine_fn fn)
-{
-    op->priv_routine = fn;
-}
+ * Must not be called while the record is pending (TACIO_OP_IN_USE then).
+ * The routine is kept outside the record, in a table of records that have
+ * one (the record stays 64 bytes): NO_MEMORY if that table cannot grow.
+ * Setting NULL, or tacio_op_init, before freeing such a record returns its
+ * entry; a record freed with a routine set leaves a small entry behind
+ * until its address is set again. */
+tacio_status_t tacio_op_set_routine(tacio_op_t *op, tacio_routine_fn fn);
 
 /* A socket address plus the scratch space the kernel needs while a
  * recvfrom/sendto/accept/connect is in flight. Caller-owned; it must stay

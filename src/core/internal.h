@@ -14,12 +14,17 @@
  * priv_word is accessed only atomically:
  *   bits 0-2  state (OP_IDLE, OP_INFLIGHT, OP_DONE)
  *   bit  3    cancel requested (set only while OP_INFLIGHT)
+ *   bit  4    a routine is set (tacio_op_set_routine; kept across starts)
+ *   bit  5    owned by a thread while started (routine or thread-bound
+ *             handle): the owner and routine are in thread.c's table
  *   bits 8-31 generation, advanced by every start
  * priv_slot: bits 24-31 operation kind; bits 0-23 the handle's cancel epoch
  * at start (mod 2^24) until the backend arms it, then the backend's slot. */
 enum { OP_IDLE = 0, OP_INFLIGHT = 1, OP_DONE = 2, OP_STARTING = 3 };
 #define OPW_STATE_MASK 7u
 #define OPW_CANCEL 8u
+#define OPW_ROUTINE 16u
+#define OPW_OWNED 32u
 #define OPW_GEN_SHIFT 8
 
 enum op_kind {
@@ -293,9 +298,21 @@ TACIO_INTERNAL void tacio__port_blocking_end_wait(struct tacio_port *p);
 struct tacio_thread;
 /* The calling thread's record; created when create (NULL: no memory). */
 TACIO_INTERNAL struct tacio_thread *tacio__thread_self(bool create);
-/* Before an owned operation begins on p: room to track it. */
-TACIO_INTERNAL bool tacio__thread_prepare(struct tacio_thread *t, struct tacio_port *p);
-/* After it began (INFLIGHT), by the owner: op->priv_thread = t, tracked. */
+/* Before an owned operation begins on p: room to track it (in t and in
+ * the owner table, for op). */
+TACIO_INTERNAL bool tacio__thread_prepare(struct tacio_thread *t, struct tacio_port *p,
+                                          tacio_op_t *op);
+/* The owner of a started owned record (OPW_OWNED), else NULL. */
+TACIO_INTERNAL struct tacio_thread *tacio__op_owner(const tacio_op_t *op);
+static inline bool op_owned(const tacio_op_t *op)
+{
+    return __atomic_load_n(&op->priv_word, __ATOMIC_RELAXED) & OPW_OWNED;
+}
+static inline bool op_has_routine(const tacio_op_t *op)
+{
+    return __atomic_load_n(&op->priv_word, __ATOMIC_RELAXED) & OPW_ROUTINE;
+}
+/* After it began (INFLIGHT), by the owner: owner recorded, tracked. */
 TACIO_INTERNAL void tacio__thread_track(struct tacio_thread *t, tacio_op_t *op);
 /* At finish (out of INFLIGHT): no longer in flight. */
 TACIO_INTERNAL void tacio__thread_untrack(tacio_op_t *op);

@@ -11,7 +11,7 @@
 
 /* 80: the OVERLAPPED role plus the owner thread and routine of rule 3 and
  * ReadFileEx; the caller embeds it, so every byte here is per operation. */
-_Static_assert(sizeof(tacio_op_t) <= 80, "tacio_op_t must stay within 80 bytes");
+_Static_assert(sizeof(tacio_op_t) <= 64, "tacio_op_t must stay within 64 bytes (one cache line)");
 
 static void run_successors(struct oplist *succ);
 
@@ -174,10 +174,10 @@ static tacio_status_t reject(tacio_op_t *op, tacio_status_t st)
 static tacio_status_t owner_for(struct tacio_handle *h, tacio_op_t *op, struct tacio_thread **t)
 {
     *t = NULL;
-    if (!op->priv_routine && !(h->flags & TACIO_HANDLE_THREAD_BOUND))
+    if (!op_has_routine(op) && !(h->flags & TACIO_HANDLE_THREAD_BOUND))
         return TACIO_SUCCESS;
     *t = tacio__thread_self(true);
-    if (!*t || !tacio__thread_prepare(*t, h->port))
+    if (!*t || !tacio__thread_prepare(*t, h->port, op))
         return TACIO_NO_MEMORY;
     return TACIO_SUCCESS;
 }

@@ -19,7 +19,8 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind, void
     if ((w & OPW_STATE_MASK) != OP_IDLE || (w & OPW_CANCEL))
         return false;
     uint32_t gen = ((w >> OPW_GEN_SHIFT) + 1) << OPW_GEN_SHIFT;
-    if (w == 0) {
+    uint32_t keep = w & OPW_ROUTINE;
+    if ((w & ~OPW_ROUTINE) == 0) {
         /* A fresh (or zeroed) record: a generation from a process-wide
          * counter, so a record freed and reallocated at the same address
          * does not start again at 1, where a late completion of its
@@ -32,7 +33,7 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind, void
      * start of the same record is refused without touching them. acquire:
      * pairs with the release in tacio__op_release, so the previous
      * operation's last writes to the record happen before this one's. */
-    if (!atomic_compare_exchange_strong_explicit(op_word(op), &w, gen | OP_STARTING,
+    if (!atomic_compare_exchange_strong_explicit(op_word(op), &w, gen | keep | OP_STARTING,
                                                  memory_order_acquire, memory_order_relaxed))
         return false;
     __atomic_store_n(&op->priv_handle, (void *)h, __ATOMIC_RELAXED);
@@ -50,7 +51,7 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind, void
     op->status = TACIO_PENDING;
     op->bytes = 0;
     /* release: a cancel that sees INFLIGHT also sees the fields above. */
-    atomic_store_explicit(op_word(op), gen | OP_INFLIGHT, memory_order_release);
+    atomic_store_explicit(op_word(op), gen | keep | OP_INFLIGHT, memory_order_release);
     if (tacio__verifying())
         tacio__verify_begin(op, (gen >> OPW_GEN_SHIFT) & 0xFFFFFFu, h);
     return true;
@@ -213,7 +214,7 @@ bool tacio__op_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint64_t 
     struct tacio_handle *h = op_handle(op);
     op->status = st;
     op->bytes = bytes;
-    if (op->priv_thread)
+    if (op_owned(op))
         tacio__thread_untrack(op);
     update_hints(h, op, st, bytes);
     unsigned d = tacio__op_dir(op);
@@ -234,7 +235,7 @@ void tacio__op_finish_unqueued(tacio_op_t *op, tacio_status_t st)
     if (finish_word(op, op_gen(op))) {
         op->status = st;
         op->bytes = 0;
-        if (op->priv_thread)
+        if (op_owned(op))
             tacio__thread_untrack(op);
         tacio__handle_use_end(op_handle(op));
     }
@@ -253,7 +254,7 @@ bool tacio__op_mark_cancel(tacio_op_t *op)
 
 void tacio__op_release_keep_handle(tacio_op_t *op)
 {
-    if (op->priv_thread)
+    if (op_owned(op))
         tacio__thread_release_op(op);
     uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
     /* release: the record's final status and bytes are written before the

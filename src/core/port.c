@@ -487,7 +487,7 @@ static void discard_entry(struct tacio_port *p, tacio_op_t *op);
 static void split_owned(struct oplist *l, struct oplist *directed)
 {
     tacio_op_t *op = l->head;
-    while (op && !op->priv_thread)
+    while (op && !op_owned(op))
         op = op->priv_next;
     if (!op)
         return; /* the common case: nobody owns these */
@@ -496,10 +496,10 @@ static void split_owned(struct oplist *l, struct oplist *directed)
     while (op) {
         tacio_op_t *next = op->priv_next;
         op->priv_next = NULL;
-        struct tacio_thread *t = op->priv_thread;
+        struct tacio_thread *t = tacio__op_owner(op);
         if (!t)
             oplist_push(&keep, op);
-        else if (op->priv_routine) {
+        else if (op_has_routine(op)) {
             if (!tacio__thread_take_routine(op))
                 oplist_push(&keep, op); /* its thread is gone: any thread may take it */
         } else if (tacio__thread_alive(t))
@@ -540,7 +540,7 @@ static bool append_directed_locked(struct tacio_port *p, struct oplist *d)
             p->dhead = op;
         p->dtail = op;
         p->dcount++;
-        struct tacio_thread *t = op->priv_thread;
+        struct tacio_thread *t = tacio__op_owner(op);
         /* Its thread may have died since split_owned: then anyone takes it. */
         kick |= tacio__thread_alive(t) ? wake_owner_locked(p, t) : release_locked(p);
     }
@@ -569,7 +569,7 @@ static tacio_op_t *take_directed_locked(struct tacio_port *p, struct tacio_threa
     tacio_op_t *prev = NULL, *op = p->dhead;
     while (op && got.n < max) {
         tacio_op_t *next = op->priv_next;
-        struct tacio_thread *t = op->priv_thread;
+        struct tacio_thread *t = tacio__op_owner(op);
         if (t == me || !tacio__thread_alive(t)) {
             unlink_directed_locked(p, prev, op);
             oplist_push(&got, op);
@@ -596,7 +596,7 @@ void tacio__port_redirect(struct tacio_port *p, struct tacio_thread *t)
     tacio_op_t *prev = NULL, *op = p->dhead;
     while (op) {
         tacio_op_t *next = op->priv_next;
-        if (op->priv_thread == t) {
+        if (tacio__op_owner(op) == t) {
             unlink_directed_locked(p, prev, op);
             oplist_push(&l, op);
         } else {

@@ -34,6 +34,145 @@ struct tacio_thread {
     unsigned nports, pcap;
 };
 
+/* ---- the owner table ------------------------------------------------------
+ * tacio_op_t has no room for its owner thread and routine (it stays one
+ * cache line), so they are kept here, keyed by the record's address; the
+ * record's word says whether to look (OPW_OWNED, OPW_ROUTINE), so records
+ * that have neither never touch it. Open addressing with linear probing,
+ * striped by address; an entry lives while the record has a routine set or
+ * an owner. */
+struct own_ent {
+    const tacio_op_t *op;
+    struct tacio_thread *t;
+    tacio_routine_fn fn;
+};
+#define OWN_STRIPES 16
+static struct own_stripe {
+    pthread_mutex_t m;
+    struct own_ent *v;
+    unsigned cap, n;
+} own[OWN_STRIPES] = {[0 ... OWN_STRIPES - 1] = {.m = PTHREAD_MUTEX_INITIALIZER}};
+
+static uint64_t own_hash(const tacio_op_t *op)
+{
+    return ((uint64_t)(uintptr_t)op >> 4) * 0x9E3779B97F4A7C15ull;
+}
+
+static struct own_stripe *own_stripe(const tacio_op_t *op)
+{
+    return &own[own_hash(op) >> 60 & (OWN_STRIPES - 1)];
+}
+
+static struct own_ent *own_find_locked(struct own_stripe *s, const tacio_op_t *op)
+{
+    if (!s->cap)
+        return NULL;
+    for (unsigned i = (unsigned)own_hash(op) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        if (s->v[i].op == op)
+            return &s->v[i];
+        if (!s->v[i].op)
+            return NULL;
+    }
+}
+
+static struct own_ent *own_insert_locked(struct own_stripe *s, const tacio_op_t *op)
+{
+    struct own_ent *e = own_find_locked(s, op);
+    if (e)
+        return e;
+    if ((s->n + 1) * 4 > s->cap * 3) {
+        unsigned cap = s->cap ? 2 * s->cap : 64;
+        struct own_ent *v = calloc(cap, sizeof *v);
+        if (!v)
+            return NULL;
+        for (unsigned j = 0; j < s->cap; j++) {
+            if (!s->v[j].op)
+                continue;
+            unsigned i = (unsigned)own_hash(s->v[j].op) & (cap - 1);
+            while (v[i].op)
+                i = (i + 1) & (cap - 1);
+            v[i] = s->v[j];
+        }
+        free(s->v);
+        s->v = v;
+        s->cap = cap;
+    }
+    unsigned i = (unsigned)own_hash(op) & (s->cap - 1);
+    while (s->v[i].op)
+        i = (i + 1) & (s->cap - 1);
+    s->v[i] = (struct own_ent){.op = op};
+    s->n++;
+    return &s->v[i];
+}
+
+/* Backward-shift deletion: the probe chains stay unbroken without
+ * tombstones. */
+static void own_remove_locked(struct own_stripe *s, struct own_ent *e)
+{
+    unsigned mask = s->cap - 1, i = (unsigned)(e - s->v), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!s->v[j].op)
+            break;
+        unsigned home = (unsigned)own_hash(s->v[j].op) & mask;
+        /* Move j into the hole at i unless its home lies in (i, j]. */
+        if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+            s->v[i] = s->v[j];
+            i = j;
+        }
+    }
+    s->v[i] = (struct own_ent){0};
+    s->n--;
+}
+
+tacio_status_t tacio_op_set_routine(tacio_op_t *op, tacio_routine_fn fn)
+{
+    if (!op)
+        return TACIO_INVALID_PARAMETER;
+    if ((atomic_load_explicit(op_word(op), memory_order_acquire) & OPW_STATE_MASK) != OP_IDLE)
+        return TACIO_OP_IN_USE;
+    struct own_stripe *s = own_stripe(op);
+    pthread_mutex_lock(&s->m);
+    struct own_ent *e = fn ? own_insert_locked(s, op) : own_find_locked(s, op);
+    if (fn && !e) {
+        pthread_mutex_unlock(&s->m);
+        return TACIO_NO_MEMORY;
+    }
+    if (e) {
+        e->fn = fn;
+        if (!fn && !e->t)
+            own_remove_locked(s, e);
+    }
+    pthread_mutex_unlock(&s->m);
+    if (fn)
+        atomic_fetch_or_explicit(op_word(op), OPW_ROUTINE, memory_order_relaxed);
+    else
+        atomic_fetch_and_explicit(op_word(op), ~OPW_ROUTINE, memory_order_relaxed);
+    return TACIO_SUCCESS;
+}
+
+struct tacio_thread *tacio__op_owner(const tacio_op_t *op)
+{
+    if (!op_owned(op))
+        return NULL;
+    struct own_stripe *s = own_stripe(op);
+    pthread_mutex_lock(&s->m);
+    struct own_ent *e = own_find_locked(s, op);
+    struct tacio_thread *t = e ? e->t : NULL;
+    pthread_mutex_unlock(&s->m);
+    return t;
+}
+
+static tacio_routine_fn op_routine(const tacio_op_t *op)
+{
+    struct own_stripe *s = own_stripe(op);
+    pthread_mutex_lock(&s->m);
+    struct own_ent *e = own_find_locked(s, op);
+    tacio_routine_fn fn = e ? e->fn : NULL;
+    pthread_mutex_unlock(&s->m);
+    return fn;
+}
+
 static _Thread_local struct tacio_thread *self;
 static pthread_key_t key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
@@ -78,9 +217,22 @@ static void thread_unref(struct tacio_thread *t)
 
 void tacio__thread_release_op(tacio_op_t *op)
 {
-    struct tacio_thread *t = op->priv_thread;
-    op->priv_thread = NULL;
-    thread_unref(t);
+    struct own_stripe *s = own_stripe(op);
+    pthread_mutex_lock(&s->m);
+    struct own_ent *e = own_find_locked(s, op);
+    struct tacio_thread *t = e ? e->t : NULL;
+    if (e) {
+        e->t = NULL;
+        /* A routine set before a tacio_op_init is stale: the word decides. */
+        if (!op_has_routine(op))
+            e->fn = NULL;
+        if (!e->fn)
+            own_remove_locked(s, e);
+    }
+    pthread_mutex_unlock(&s->m);
+    atomic_fetch_and_explicit(op_word(op), ~OPW_OWNED, memory_order_relaxed);
+    if (t)
+        thread_unref(t);
 }
 
 bool tacio__thread_alive(const struct tacio_thread *t)
@@ -90,10 +242,15 @@ bool tacio__thread_alive(const struct tacio_thread *t)
 
 /* Room for one more tracked operation, and the port in the list; called by
  * the owner before the operation begins, so tracking cannot fail later. */
-bool tacio__thread_prepare(struct tacio_thread *t, struct tacio_port *p)
+bool tacio__thread_prepare(struct tacio_thread *t, struct tacio_port *p, tacio_op_t *op)
 {
+    struct own_stripe *s = own_stripe(op);
+    pthread_mutex_lock(&s->m);
+    bool ok = own_insert_locked(s, op) != NULL;
+    pthread_mutex_unlock(&s->m);
+    if (!ok)
+        return false;
     pthread_mutex_lock(&t->m);
-    bool ok = true;
     if (t->npending == t->cap) {
         unsigned cap = t->cap ? 2 * t->cap : 16;
         tacio_op_t **n = realloc(t->pending, cap * sizeof *n);
@@ -130,7 +287,17 @@ bool tacio__thread_prepare(struct tacio_thread *t, struct tacio_port *p)
 void tacio__thread_track(struct tacio_thread *t, tacio_op_t *op)
 {
     atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
-    op->priv_thread = t;
+    struct own_stripe *s = own_stripe(op);
+    pthread_mutex_lock(&s->m);
+    /* Inserted by prepare; inserting again only covers a record restarted
+     * while its last life was still being released (a caller's race). */
+    struct own_ent *e = own_insert_locked(s, op);
+    if (e)
+        e->t = t;
+    if (e && !op_has_routine(op))
+        e->fn = NULL;
+    pthread_mutex_unlock(&s->m);
+    atomic_fetch_or_explicit(op_word(op), OPW_OWNED, memory_order_release);
     pthread_mutex_lock(&t->m);
     t->pending[t->npending++] = op;
     pthread_mutex_unlock(&t->m);
@@ -138,7 +305,7 @@ void tacio__thread_track(struct tacio_thread *t, tacio_op_t *op)
 
 void tacio__thread_untrack(tacio_op_t *op)
 {
-    struct tacio_thread *t = op->priv_thread;
+    struct tacio_thread *t = tacio__op_owner(op);
     pthread_mutex_lock(&t->m);
     for (unsigned i = 0; i < t->npending; i++) {
         if (t->pending[i] == op) {
@@ -154,7 +321,7 @@ void tacio__thread_untrack(tacio_op_t *op)
  * caller then queues the entry on the port). */
 bool tacio__thread_take_routine(tacio_op_t *op)
 {
-    struct tacio_thread *t = op->priv_thread;
+    struct tacio_thread *t = tacio__op_owner(op);
     pthread_mutex_lock(&t->m);
     if (!atomic_load_explicit(&t->alive, memory_order_relaxed)) {
         pthread_mutex_unlock(&t->m);
@@ -204,7 +371,7 @@ unsigned tacio__thread_run_apcs(struct tacio_thread *t)
             tacio_op_t *op = list;
             list = op->priv_next;
             op->priv_next = NULL;
-            tacio_routine_fn fn = op->priv_routine;
+            tacio_routine_fn fn = op_routine(op);
             tacio_status_t st = op->status;
             uint64_t bytes = op->bytes;
             if (tacio__verifying())
