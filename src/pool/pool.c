@@ -104,6 +104,7 @@ struct tacio_pool {
     unsigned threads, peak;
     _Atomic unsigned idle;
     _Atomic uint64_t progress;  /* callbacks finished, for the monitor */
+    _Atomic int64_t cb_avg_ns;  /* time per callback, moving average over batches */
     _Atomic bool mon_asleep;
     _Atomic bool can_grow;      /* threads < max: only then is the monitor worth waking */
     _Atomic unsigned close_waiters; /* closes waiting for an object's refs to reach 1 */
@@ -127,6 +128,18 @@ static _Thread_local struct {
 } me;
 
 #define BATCH 16
+/* Callbacks longer than this on average (TLS handshakes: hundreds of
+ * microseconds of crypto) are taken one at a time, so entries that arrive
+ * together are run by as many threads as the concurrency value allows
+ * rather than one after another on the thread that dequeued them. */
+#define LONG_CALLBACK_NS 20000
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static uint64_t now_ns(void)
 {
@@ -386,8 +399,11 @@ static void *worker_main(void *arg)
     tacio_entry_t e[BATCH];
     for (;;) {
         unsigned n = 0;
+        unsigned want =
+            atomic_load_explicit(&pool->cb_avg_ns, memory_order_relaxed) > LONG_CALLBACK_NS ? 1
+                                                                                            : BATCH;
         atomic_fetch_add_explicit(&pool->idle, 1, memory_order_relaxed);
-        tacio_status_t st = tacio_port_dequeue(pool->port, e, BATCH, &n, (int)pool->idle_ms);
+        tacio_status_t st = tacio_port_dequeue(pool->port, e, want, &n, (int)pool->idle_ms);
         unsigned idle = atomic_fetch_sub_explicit(&pool->idle, 1, memory_order_relaxed) - 1;
         if (st == TACIO_TIMEOUT) {
             pthread_mutex_lock(&pool->lock);
@@ -411,8 +427,13 @@ static void *worker_main(void *arg)
             pthread_cond_signal(&pool->mon_cv);
             pthread_mutex_unlock(&pool->lock);
         }
+        int64_t t0 = mono_ns();
         for (unsigned i = 0; i < n; i++)
             dispatch(pool, &e[i]);
+        /* A racy moving average is enough: it only picks the batch size. */
+        int64_t per = (mono_ns() - t0) / (int64_t)(n ? n : 1);
+        int64_t avg = atomic_load_explicit(&pool->cb_avg_ns, memory_order_relaxed);
+        atomic_store_explicit(&pool->cb_avg_ns, avg + (per - avg) / 8, memory_order_relaxed);
         atomic_fetch_add_explicit(&pool->progress, 1, memory_order_relaxed);
     }
     return NULL;
