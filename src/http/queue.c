@@ -180,7 +180,10 @@ struct tacio_http_queue {
     tacio_pool_timer_t *timer;
     uint64_t next_conn_id;
     unsigned open, allocated, accepts_pending;
-    bool closing, draining;
+    bool closing;
+    /* Set under mu; read by connections under their own lock only, to end
+     * keep-alive early: atomic, and a late look just costs one request. */
+    _Atomic bool draining;
     struct counters n;
 };
 
@@ -911,7 +914,7 @@ static void conn_advance(struct conn *c, struct done *d)
             }
             /* The request is over. */
             tacio__http_parser_next(&c->parser);
-            if (c->close_after || q->draining) {
+            if (c->close_after || atomic_load_explicit(&q->draining, memory_order_relaxed)) {
                 c->state = C_CLOSING;
                 c->close_after = true;
                 return;
@@ -925,7 +928,7 @@ static void conn_advance(struct conn *c, struct done *d)
         if (c->state != C_IDLE)
             return;
         if (c->in_len == 0) {
-            if (c->eof || q->draining)
+            if (c->eof || atomic_load_explicit(&q->draining, memory_order_relaxed))
                 conn_kill(c, d, TACIO_SUCCESS);
             return;
         }
@@ -1122,7 +1125,7 @@ static void conn_start(struct listener *l, int fd, const tacio_addr_t *peer)
 {
     tacio_http_queue_t *q = l->q;
     pthread_mutex_lock(&q->mu);
-    bool refuse = q->closing || q->draining || q->open >= q->o.max_connections;
+    bool refuse = q->closing || atomic_load_explicit(&q->draining, memory_order_relaxed) || q->open >= q->o.max_connections;
     if (!refuse) {
         q->open++;
         q->allocated++;
@@ -1566,7 +1569,7 @@ tacio_status_t tacio_http_queue_drain(tacio_http_queue_t *q)
     if (!q)
         return TACIO_INVALID_PARAMETER;
     pthread_mutex_lock(&q->mu);
-    q->draining = true;
+    atomic_store_explicit(&q->draining, true, memory_order_relaxed);
     pthread_mutex_unlock(&q->mu);
     close_listeners(q);
     kill_where(q, true, TACIO_CANCELLED);
@@ -1583,7 +1586,7 @@ tacio_status_t tacio_http_queue_close(tacio_http_queue_t *q)
     struct done d = {0};
     pthread_mutex_lock(&q->mu);
     q->closing = true;
-    q->draining = true;
+    atomic_store_explicit(&q->draining, true, memory_order_relaxed);
     for (tacio_http_op_t *w = q->wait_head; w;) {
         tacio_http_op_t *next = w->priv_next;
         op_complete(&d, w, TACIO_CANCELLED, 0);
@@ -1853,7 +1856,7 @@ tacio_status_t tacio_http_send_response(tacio_http_queue_t *q, uint64_t request_
             return sync_result(q, op, st, 0);
         }
     }
-    if (resp->flags & TACIO_HTTP_SEND_CLOSE || q->draining || c->eof)
+    if (resp->flags & TACIO_HTTP_SEND_CLOSE || atomic_load_explicit(&q->draining, memory_order_relaxed) || c->eof)
         c->keep_alive = false;
     c->resp_chunked = (resp->flags & TACIO_HTTP_SEND_CHUNKED) && !no_body;
     char line[512];
