@@ -349,9 +349,9 @@ static void merge_posted_locked(struct tacio_port *p)
  * (a futex or io_uring_enter round trip each side) would take. */
 #define POST_SPIN_NS 3000
 
-static bool posts_waiting(struct tacio_port *p)
+static bool posts_waiting(struct tacio_port *p, memory_order mo)
 {
-    tacio_op_t *l = atomic_load_explicit(&p->posted, memory_order_relaxed);
+    tacio_op_t *l = atomic_load_explicit(&p->posted, mo);
     return l && l != PORT_POSTS_CLOSED;
 }
 
@@ -363,7 +363,8 @@ static bool spin_for_posts(struct tacio_port *p)
         /* Every 8th turn only: each look pulls the posting thread's line
          * away from it, and its next push then waits for it. */
         if (i % 8 == 0 &&
-            (posts_waiting(p) || atomic_load_explicit(&p->closed, memory_order_relaxed)))
+            (posts_waiting(p, memory_order_relaxed) ||
+             atomic_load_explicit(&p->closed, memory_order_relaxed)))
             return true;
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
@@ -385,8 +386,7 @@ static bool spin_for_posts(struct tacio_port *p)
 static bool sleep_announce_locked(struct tacio_port *p)
 {
     atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
-    tacio_op_t *l = atomic_load_explicit(&p->posted, memory_order_seq_cst);
-    if (l && l != PORT_POSTS_CLOSED) {
+    if (posts_waiting(p, memory_order_seq_cst)) {
         atomic_fetch_sub_explicit(&p->sleepers, 1, memory_order_relaxed);
         return false;
     }
