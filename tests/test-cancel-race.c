@@ -1921,6 +1921,79 @@ TT_CASE(start_racing_handle_close)
     recs_free();
 }
 
+/* ---- a cancel that misses is retried at an interval ---------------------------------- */
+
+/* A cancel can find its target already taken off the kernel's lists, its
+ * completion waiting as task work for the thread that issued it; while that
+ * thread runs user code (no system call, so no task work) every new cancel
+ * misses too. Such cancels used to be sent again at once, in a loop: about
+ * a thousand a millisecond for as long as the issuer ran (seen as 6 cancels
+ * per TLS handshake in tacio-httpd). Now at most one round per millisecond,
+ * and the target still completes once, CANCELLED. */
+typedef struct busy_issuer {
+    tacio_handle_t *h;
+    tacio_op_t op;
+    char buf[16];
+    _Atomic int started;
+    _Atomic int stop;
+    tacio_status_t st;
+} busy_issuer_t;
+
+static void *busy_issuer_main(void *arg)
+{
+    busy_issuer_t *b = arg;
+    b->st = tacio_recv(b->h, &b->op, b->buf, sizeof b->buf);
+    atomic_store(&b->started, 1);
+    /* User code only (the clock is the vDSO's) for up to 200 ms. */
+    uint64_t end = tt_now_ns() + 200000000ull;
+    while (!atomic_load(&b->stop) && tt_now_ns() < end)
+        cpu_relax();
+    return NULL;
+}
+
+TT_CASE(missed_cancel_retried_at_an_interval)
+{
+    tacio_port_t *p = tt_port(2);
+    int fds[2];
+    tt_socketpair(SOCK_STREAM, fds);
+    busy_issuer_t b = {0};
+    b.h = tt_handle(p, fds[0], 5, 0);
+    tacio_op_init(&b.op);
+    pthread_t t;
+    ASSERT_EQ_INT(pthread_create(&t, NULL, busy_issuer_main, &b), 0);
+    while (!atomic_load(&b.started))
+        sched_yield();
+    ASSERT_EQ_STATUS(b.st, TACIO_PENDING);
+    /* The byte wakes the receive; its completion is now owed to the
+     * spinning thread, so the cancel below finds nothing to cancel. */
+    ASSERT_EQ_INT(write(fds[1], "x", 1), 1);
+    uint64_t t0 = tt_now_ns();
+    ASSERT_OK(tacio_cancel(&b.op));
+    tacio_entry_t e;
+    unsigned n = 0;
+    ASSERT_OK(tacio_port_dequeue(p, &e, 1, &n, 10000));
+    uint64_t ms = (tt_now_ns() - t0) / 1000000 + 1;
+    atomic_store(&b.stop, 1);
+    pthread_join(t, NULL);
+    ASSERT_EQ_INT(n, 1);
+    ASSERT_TRUE(e.op == &b.op);
+    /* Either outcome, once: cancelled, or the byte. */
+    if (e.status == TACIO_SUCCESS)
+        ASSERT_TRUE(e.bytes == 1 && b.buf[0] == 'x');
+    else
+        ASSERT_EQ_STATUS(e.status, TACIO_CANCELLED);
+    tacio_stats_t st;
+    ASSERT_OK(tacio_port_stats(p, &st));
+    tt_note("[%s] %s after %llu ms, %llu cancels sent again",
+            tt_backend(), tacio_status_name(e.status), (unsigned long long)ms, (unsigned long long)st.cancels_retried);
+    /* One round a millisecond, with slack for timer rounding. */
+    ASSERT_TRUE(st.cancels_retried <= 2 * ms + 4);
+    ASSERT_EQ_INT(tacio_port_dequeue(p, &e, 1, &n, 50), TACIO_TIMEOUT); /* and only once */
+    tacio_handle_close(b.h);
+    close(fds[1]);
+    ASSERT_OK(tacio_port_close(p, NULL, NULL));
+}
+
 /* ---- (h) the issuing thread exits right after starting ------------------------------------ */
 
 /* A thread starts a receive and exits while it is pending (as a plain
@@ -2084,6 +2157,7 @@ static tt_case_t tt_cases[] = {
     TT_ENTRY(post_racing_port_close, 120),
     TT_ENTRY(start_racing_handle_close, 120),
     TT_ENTRY(issuing_thread_exits, 120),
+    TT_ENTRY(missed_cancel_retried_at_an_interval, 30),
 };
 
 /* With TACIO_RACE_ITERS above the defaults, give each case more time. */

@@ -71,6 +71,9 @@ typedef struct tacio_stats {
     uint64_t reissued_after_exit;  /* operations re-issued because their issuing
                                       thread exited (thread-agnostic I/O) */
     uint64_t discarded_at_close;   /* entries handed to the discard callback */
+    uint64_t cancels_retried;      /* cancel requests sent again because the first
+                                      missed a target still in flight (one per
+                                      interval, never in a loop) */
 } tacio_stats_t;
 
 /* tacio_port_create - create a port.

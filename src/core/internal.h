@@ -173,7 +173,7 @@ struct tacio_port {
     char why[256];
     struct {
         _Atomic uint64_t completions, sync_completions, posted, dropped_duplicates,
-            dropped_stale, reissued_after_exit, discarded_at_close;
+            dropped_stale, reissued_after_exit, discarded_at_close, cancels_retried;
     } st;
     struct tacio_port *free_next;
 };

@@ -286,6 +286,7 @@ tacio_status_t tacio_port_stats(tacio_port_t *p, tacio_stats_t *o)
     RD(dropped_stale);
     RD(reissued_after_exit);
     RD(discarded_at_close);
+    RD(cancels_retried);
 #undef RD
     return TACIO_SUCCESS;
 }
