@@ -26,6 +26,8 @@
 #include <tacio/http.h>
 
 #include "tacio-test.h"
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include "http/pki.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -973,6 +975,60 @@ TT_CASE(s_client_pha_and_refusal)
     pki_cleanup();
 }
 
+/* A TLS 1.2 client that never answers the renegotiation the server starts
+ * for an on-demand certificate (it does not read while it waits): the
+ * certificate request completes once with TACIO_IO_TIMEOUT after
+ * request_timeout_ms, the application answers, and the client, reading at
+ * last, gets that answer (it refuses the stale renegotiation, which the
+ * server by then no longer waits for). */
+TT_CASE(tls12_client_ignoring_renegotiation_times_out)
+{
+    pki_setup();
+    tacio_http_queue_options_t o = {.request_timeout_ms = 600, .idle_timeout_ms = 10000};
+    server_start_ex(&o, "https", TACIO_HTTP_CLIENT_CERT_ON_DEMAND, 4);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ASSERT_TRUE(ctx != NULL);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    char cert[300], key[300];
+    snprintf(cert, sizeof cert, "%s/client.pem", g_dir);
+    snprintf(key, sizeof key, "%s/client.key", g_dir);
+    ASSERT_TRUE(SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM) == 1);
+    ASSERT_TRUE(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1);
+    int fd = connect_port(g_port);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    ASSERT_TRUE(SSL_connect(ssl) == 1);
+    ASSERT_TRUE(SSL_version(ssl) == TLS1_2_VERSION);
+    const char req[] = "GET /whoami HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    uint64_t t0 = tt_now_ns();
+    ASSERT_TRUE(SSL_write(ssl, req, (int)sizeof req - 1) == (int)sizeof req - 1);
+    /* Not reading: the HelloRequest waits unread in the socket. */
+    for (int i = 0; i < 100 && !log_has("no answer to the certificate request", "127.0.0.1:"); i++)
+        tt_sleep_ms(50);
+    uint64_t ms = (tt_now_ns() - t0) / 1000000u;
+    ASSERT_TRUE(log_has("no answer to the certificate request", "127.0.0.1:"));
+    ASSERT_GE_INT(ms, 550);
+    char out[4096];
+    size_t got = 0;
+    for (;;) {
+        int r = SSL_read(ssl, out + got, (int)(sizeof out - 1 - got));
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    out[got] = 0;
+    tt_note("certificate request timed out after %llu ms; client read %zu bytes",
+            (unsigned long long)ms, got);
+    ASSERT_TRUE(strstr(out, "HTTP/1.1 403") != NULL);
+    ASSERT_TRUE(strstr(out, "status=TACIO_IO_TIMEOUT") != NULL);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    server_stop();
+    pki_cleanup();
+}
+
 TT_CASE(tls_many_parallel_clients)
 {
     need_tool("curl");
@@ -1027,6 +1083,7 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(idle_keepalive_dropped, 30),
     TT_ENTRY(hundreds_of_keepalive_connections, 60),
     TT_ENTRY(max_connections_refused, 30),
+    TT_ENTRY(tls12_client_ignoring_renegotiation_times_out, 60),
     TT_ENTRY(close_cancels_pending_once, 30),
     TT_ENTRY(ipv6_loopback_and_bad_urls, 30),
     TT_ENTRY(curl_tls13_and_tls12_on_demand, 90),
