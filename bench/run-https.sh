@@ -9,7 +9,8 @@
 #   hs-rsa          the same with an RSA-2048 server key
 #   hs-ecdsa-cert   the same as hs-ecdsa with a required client certificate (both servers
 #                   verify it against the development CA)
-# Servers: tacio-httpd --threads <CPUs>, nginx with worker_processes <CPUs> (1 per core),
+# Servers: tacio-httpd --threads <CPUs> (one shard per thread: docs/http.md), nginx with
+# worker_processes <CPUs> (1 per core),
 # access logs off, both on 127.0.0.1 on ports bound at run time.
 #
 # Appends rows "timestamp,benchmark,case,impl,rep,metric,value" (benchmark https, impl

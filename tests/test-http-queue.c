@@ -1029,6 +1029,49 @@ TT_CASE(tls12_client_ignoring_renegotiation_times_out)
     pki_cleanup();
 }
 
+/* reuse_port: two queues, each on its own pool, listen on one port and the
+ * kernel spreads connections between them (tacio-httpd --shards). Without
+ * the option the second bind fails. */
+TT_CASE(reuse_port_shares_one_port)
+{
+    tacio_http_queue_options_t o = {.reuse_port = true};
+    server_start_ex(&o, "http", 0, 4);
+    tacio_pool_t *pool2;
+    tacio_pool_options_t po = {.min_threads = 1, .max_threads = 2, .concurrency = 1,
+                               .backend = tt_backend()};
+    ASSERT_OK(tacio_pool_create(&pool2, &po));
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", g_port);
+    tacio_http_queue_options_t plain = {.log = test_log};
+    tacio_http_queue_t *q2;
+    ASSERT_OK(tacio_http_queue_create(pool2, &plain, on_done, NULL, &q2));
+    tacio_http_tls_t none = {0};
+    ASSERT_TRUE(tacio_http_queue_add_url(q2, url, &none, NULL) != TACIO_SUCCESS);
+    ASSERT_OK(tacio_http_queue_close(q2));
+    o.log = test_log;
+    ASSERT_OK(tacio_http_queue_create(pool2, &o, on_done, NULL, &q2));
+    ASSERT_OK(tacio_http_queue_add_url(q2, url, &none, NULL));
+    enum { N = 64 };
+    for (int i = 0; i < N; i++)
+        close(connect_port(g_port));
+    tacio_http_stats_t a, b;
+    for (int i = 0; i < 200; i++) {
+        tacio_http_queue_stats(g_q, &a);
+        tacio_http_queue_stats(q2, &b);
+        if (a.accepted + b.accepted == N)
+            break;
+        tt_sleep_ms(10);
+    }
+    tt_note("%d connections: %llu and %llu", N, (unsigned long long)a.accepted,
+            (unsigned long long)b.accepted);
+    ASSERT_EQ_U64(a.accepted + b.accepted, N);
+    /* Random hashing of 64 source ports: one side empty has odds 2^-63. */
+    ASSERT_TRUE(a.accepted > 0 && b.accepted > 0);
+    ASSERT_OK(tacio_http_queue_close(q2));
+    ASSERT_OK(tacio_pool_close(pool2));
+    server_stop();
+}
+
 TT_CASE(tls_many_parallel_clients)
 {
     need_tool("curl");
@@ -1084,6 +1127,7 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(hundreds_of_keepalive_connections, 60),
     TT_ENTRY(max_connections_refused, 30),
     TT_ENTRY(tls12_client_ignoring_renegotiation_times_out, 60),
+    TT_ENTRY(reuse_port_shares_one_port, 30),
     TT_ENTRY(close_cancels_pending_once, 30),
     TT_ENTRY(ipv6_loopback_and_bad_urls, 30),
     TT_ENTRY(curl_tls13_and_tls12_on_demand, 90),

@@ -90,6 +90,11 @@ typedef struct tacio_http_queue_options {
                                        connection is closed at once */
     tacio_http_log_fn log;          /* NULL: lines go to stderr */
     void *log_ctx;
+    bool reuse_port;                /* listen with SO_REUSEPORT: several queues
+                                       (each on its own pool, typically one
+                                       thread each) listen on one address and
+                                       the kernel spreads new connections
+                                       among them (tacio-httpd --shards) */
 } tacio_http_queue_options_t;
 
 /* tacio_http_queue_create - a queue whose connections and callbacks run on

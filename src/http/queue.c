@@ -1487,6 +1487,12 @@ tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, const char *url,
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (ss.ss_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (q->o.reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+            int e = errno; /* reported below with the listen failures */
+            close(fd);
+            fd = -1;
+            errno = e;
+        }
     }
     if (fd < 0 || bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, 4096) < 0) {
         st = tacio_status_from_errno(errno);

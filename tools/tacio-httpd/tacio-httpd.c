@@ -3,7 +3,8 @@
  *   tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D]
  *               [--pki-key ec|rsa]  (key type of a development set created now)
  *               [--client-cert none|required|on-demand] [--root DIR]
- *               [--threads N] [--max-head N] [--max-body N] [--max-target N]
+ *               [--threads N] [--shards N]  (default: one shard per thread)
+ *               [--max-head N] [--max-body N] [--max-target N]
  *               [--max-conns N] [--request-timeout-ms N] [--idle-timeout-ms N]
  *               [--handshake-timeout-ms N] [--log clf|json|none]
  *               [--shutdown-deadline-ms N] [--port-file F]
@@ -46,6 +47,7 @@ struct task;
 /* A receiver: one receive-request record always out. */
 struct rx {
     enum kind kind;
+    tacio_http_queue_t *q;
     tacio_http_op_t op;
     size_t cap;
     tacio_http_request_t *buf;
@@ -55,6 +57,7 @@ struct rx {
 struct task {
     tacio_http_op_t op;
     enum kind kind;
+    tacio_http_queue_t *q; /* the shard the request came in on */
     uint64_t id;
     char method[16];
     char target[512];
@@ -70,7 +73,18 @@ struct task {
     char *resp;            /* response body we built (freed at the end) */
 };
 
-static tacio_http_queue_t *queue;
+/* A shard: a queue on its own pool. With several, each listens on the same
+ * addresses with SO_REUSEPORT and the kernel spreads connections among
+ * them, so a connection's completions are issued and reaped by the same
+ * thread, as with nginx's one worker per core (docs/http.md, "Shards"). */
+enum { MAX_SHARDS = 64, N_RX = 32 };
+struct shard {
+    tacio_pool_t *pool;
+    tacio_http_queue_t *q;
+    struct rx rx[N_RX];
+};
+static struct shard *shards;
+static unsigned n_shards;
 static const char *root;
 static int log_mode = 1; /* 0 none, 1 clf, 2 json */
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -153,7 +167,7 @@ static void respond(struct task *t, int status, const char *ctype, const void *b
     t->status = status;
     t->bytes = body ? len : flen;
     t->kind = K_SEND;
-    tacio_status_t st = tacio_http_send_response(queue, t->id, &t->op, &r);
+    tacio_status_t st = tacio_http_send_response(t->q, t->id, &t->op, &r);
     if (fd >= 0)
         close(fd); /* read during the call */
     if (st != TACIO_PENDING)
@@ -236,7 +250,7 @@ static void cert_result(struct task *t, tacio_status_t st, uint64_t bytes, int r
         t->cert_cap = (size_t)bytes;
         t->cert = aligned_alloc(16, (t->cert_cap + 15) & ~(size_t)15);
         t->kind = K_CERT;
-        st = tacio_http_receive_client_cert(queue, t->id, &t->op, t->cert, t->cert_cap);
+        st = tacio_http_receive_client_cert(t->q, t->id, &t->op, t->cert, t->cert_cap);
         if (st == TACIO_PENDING)
             return;
         atomic_fetch_add_explicit(&cert_outcome[1], 1, memory_order_relaxed);
@@ -272,10 +286,28 @@ static void cert_result(struct task *t, tacio_status_t st, uint64_t bytes, int r
     }
 }
 
+/* The counters of every shard, added up (all fields are uint64_t). */
+static void sum_stats(tacio_http_stats_t *out)
+{
+    _Static_assert(sizeof(tacio_http_stats_t) % sizeof(uint64_t) == 0, "counters only");
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < n_shards; i++) {
+        tacio_http_stats_t s;
+        if (tacio_http_queue_stats(shards[i].q, &s) != TACIO_SUCCESS)
+            continue;
+        uint64_t o[sizeof s / sizeof(uint64_t)], v[sizeof s / sizeof(uint64_t)];
+        memcpy(o, out, sizeof o);
+        memcpy(v, &s, sizeof v);
+        for (size_t k = 0; k < sizeof o / sizeof o[0]; k++)
+            o[k] += v[k];
+        memcpy(out, o, sizeof o);
+    }
+}
+
 static void metrics(struct task *t)
 {
     tacio_http_stats_t s;
-    tacio_http_queue_stats(queue, &s);
+    sum_stats(&s);
     char *body = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&body, &len);
@@ -383,7 +415,7 @@ static void echo_more(struct task *t, tacio_status_t st, uint64_t bytes)
             t->body = realloc(t->body, t->body_cap);
         }
         t->kind = K_BODY;
-        st = tacio_http_receive_body(queue, t->id, &t->op, t->body + t->body_len,
+        st = tacio_http_receive_body(t->q, t->id, &t->op, t->body + t->body_len,
                                      t->body_cap - t->body_len);
         if (st == TACIO_PENDING)
             return;
@@ -391,16 +423,17 @@ static void echo_more(struct task *t, tacio_status_t st, uint64_t bytes)
     }
 }
 
-static void handle(const tacio_http_request_t *r)
+static void handle(tacio_http_queue_t *q, const tacio_http_request_t *r)
 {
     struct task *t = calloc(1, sizeof *t);
     t->op.user = &t->kind;
+    t->q = q;
     t->id = r->request_id;
     t->t0 = now_us();
     snprintf(t->method, sizeof t->method, "%s", r->method);
     snprintf(t->target, sizeof t->target, "%s", r->target);
     snprintf(t->version, sizeof t->version, "HTTP/%u.%u", r->version_major, r->version_minor);
-    if (tacio_http_peer(queue, t->id, t->peer, sizeof t->peer) != TACIO_SUCCESS)
+    if (tacio_http_peer(q, t->id, t->peer, sizeof t->peer) != TACIO_SUCCESS)
         snprintf(t->peer, sizeof t->peer, "-");
     const char *path = r->path;
     if (!strcmp(path, "/healthz")) {
@@ -411,7 +444,7 @@ static void handle(const tacio_http_request_t *r)
         t->cert_cap = TACIO_HTTP_CERT_FIRST_BUFFER;
         t->cert = aligned_alloc(16, t->cert_cap + 4); /* 1504: a multiple of 16 */
         t->kind = K_CERT;
-        tacio_status_t st = tacio_http_receive_client_cert(queue, t->id, &t->op, t->cert, t->cert_cap);
+        tacio_status_t st = tacio_http_receive_client_cert(t->q, t->id, &t->op, t->cert, t->cert_cap);
         if (st != TACIO_PENDING)
             cert_result(t, st, t->op.bytes, 0);
     } else if (!strcmp(path, "/echo") && !strcmp(r->method, "POST")) {
@@ -427,7 +460,7 @@ static void rx_next(struct rx *x)
 {
     for (;;) {
         x->kind = K_RECV;
-        tacio_status_t st = tacio_http_receive_request(queue, 0, &x->op, x->buf, x->cap);
+        tacio_status_t st = tacio_http_receive_request(x->q, 0, &x->op, x->buf, x->cap);
         if (st == TACIO_PENDING)
             return;
         if (st == TACIO_BUFFER_OVERFLOW) {
@@ -436,18 +469,17 @@ static void rx_next(struct rx *x)
             free(x->buf);
             x->cap = (size_t)x->op.bytes;
             x->buf = aligned_alloc(16, (x->cap + 15) & ~(size_t)15);
-            st = tacio_http_receive_request(queue, id, &x->op, x->buf, x->cap);
+            st = tacio_http_receive_request(x->q, id, &x->op, x->buf, x->cap);
         }
         if (st != TACIO_SUCCESS)
             return; /* closing */
-        handle(x->buf);
+        handle(x->q, x->buf);
     }
 }
 
 static void on_done(tacio_http_queue_t *q, void *ctx, tacio_http_op_t *op, tacio_status_t st,
                     uint64_t bytes)
 {
-    (void)q;
     (void)ctx;
     enum kind *k = op->user;
     if (*k == K_RECV) {
@@ -457,10 +489,10 @@ static void on_done(tacio_http_queue_t *q, void *ctx, tacio_http_op_t *op, tacio
             free(x->buf);
             x->cap = (size_t)bytes;
             x->buf = aligned_alloc(16, (x->cap + 15) & ~(size_t)15);
-            st = tacio_http_receive_request(queue, id, &x->op, x->buf, x->cap);
+            st = tacio_http_receive_request(q, id, &x->op, x->buf, x->cap);
         }
         if (st == TACIO_SUCCESS) {
-            handle(x->buf);
+            handle(q, x->buf);
             rx_next(x);
         }
         return;
@@ -487,7 +519,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D] [--pki-key ec|rsa]\n"
-            "  [--client-cert none|required|on-demand] [--root DIR] [--threads N]\n"
+            "  [--client-cert none|required|on-demand] [--root DIR] [--threads N] [--shards N]\n"
             "  [--max-head N] [--max-body N] [--max-target N] [--max-conns N]\n"
             "  [--request-timeout-ms N] [--idle-timeout-ms N] [--handshake-timeout-ms N]\n"
             "  [--log clf|json|none] [--shutdown-deadline-ms N] [--port-file F]\n");
@@ -500,7 +532,7 @@ int main(int argc, char **argv)
     int n_urls = 0;
     const char *cert = NULL, *key = NULL, *ca = NULL, *pki_dir = NULL, *port_file = NULL;
     tacio_http_client_cert_mode_t mode = TACIO_HTTP_CLIENT_CERT_ON_DEMAND;
-    unsigned threads = 2, deadline_ms = 5000;
+    unsigned threads = 2, deadline_ms = 5000, want_shards = 0;
     tacio__pki_key_type_t key_type = TACIO__PKI_EC_P256;
     tacio_http_queue_options_t qo = {.log = log_line};
     for (int i = 1; i < argc; i++) {
@@ -522,6 +554,7 @@ int main(int argc, char **argv)
         else if (ARG("--root")) root = v;
         else if (ARG("--port-file")) port_file = v;
         else if (ARG("--threads")) threads = (unsigned)atoi(v);
+        else if (ARG("--shards")) want_shards = (unsigned)atoi(v);
         else if (ARG("--max-head")) qo.max_head = (uint32_t)atol(v);
         else if (ARG("--max-body")) qo.max_body = (uint64_t)atoll(v);
         else if (ARG("--max-target")) qo.max_target = (uint32_t)atol(v);
@@ -544,6 +577,13 @@ int main(int argc, char **argv)
     }
     if (threads < 1 || threads > 256)
         usage();
+    /* Default: one shard per thread. */
+    n_shards = want_shards ? want_shards : threads;
+    if (n_shards < 1 || n_shards > MAX_SHARDS || n_shards > threads) {
+        fprintf(stderr, "tacio-httpd: --shards must be 1..%u and at most --threads (%u)\n",
+                threads < MAX_SHARDS ? threads : MAX_SHARDS, threads);
+        return 2;
+    }
     if (!n_urls)
         urls[n_urls++] = "https://127.0.0.1:8443/";
 
@@ -591,29 +631,49 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    tacio_pool_t *pool;
-    tacio_pool_options_t po = {.min_threads = threads, .max_threads = threads * 4,
-                               .concurrency = threads};
-    tacio_status_t st = tacio_pool_create(&pool, &po);
-    if (st != TACIO_SUCCESS) {
-        fprintf(stderr, "tacio-httpd: pool: %s %s\n", tacio_status_name(st), tacio_last_error());
-        return 1;
-    }
-    if ((st = tacio_http_queue_create(pool, &qo, on_done, NULL, &queue)) != TACIO_SUCCESS) {
-        fprintf(stderr, "tacio-httpd: queue: %s\n", tacio_status_name(st));
-        return 1;
+    shards = calloc(n_shards, sizeof *shards);
+    qo.reuse_port = n_shards > 1;
+    /* --max-conns is the whole server's: each shard gets its share. */
+    if (qo.max_connections)
+        qo.max_connections = (qo.max_connections + n_shards - 1) / n_shards;
+    tacio_status_t st = TACIO_SUCCESS;
+    for (unsigned k = 0; k < n_shards; k++) {
+        /* Threads split as evenly as they go; each pool may grow 4x for
+         * callbacks that block (static files). */
+        unsigned per = threads / n_shards + (k < threads % n_shards);
+        tacio_pool_options_t po = {.min_threads = per, .max_threads = per * 4, .concurrency = per};
+        if ((st = tacio_pool_create(&shards[k].pool, &po)) != TACIO_SUCCESS) {
+            fprintf(stderr, "tacio-httpd: pool: %s %s\n", tacio_status_name(st), tacio_last_error());
+            return 1;
+        }
+        if ((st = tacio_http_queue_create(shards[k].pool, &qo, on_done, NULL, &shards[k].q)) !=
+            TACIO_SUCCESS) {
+            fprintf(stderr, "tacio-httpd: queue: %s\n", tacio_status_name(st));
+            return 1;
+        }
     }
     tacio_http_tls_t tls = {.cert_file = cert, .key_file = key, .ca_file = ca, .client_cert = mode};
     char ports[256] = "";
     for (int i = 0; i < n_urls; i++) {
         uint16_t port;
-        if ((st = tacio_http_queue_add_url(queue, urls[i], &tls, &port)) != TACIO_SUCCESS) {
+        if ((st = tacio_http_queue_add_url(shards[0].q, urls[i], &tls, &port)) != TACIO_SUCCESS) {
             fprintf(stderr, "tacio-httpd: listen %s: %s\n", urls[i], tacio_status_name(st));
             return 1;
         }
         const char *scheme_end = strstr(urls[i], "://") + 3;
         const char *colon = strrchr(scheme_end, ':');
-        printf("listening on %.*s:%u/\n", (int)(colon - urls[i]), urls[i], port);
+        /* The other shards bind the port the first one got (port 0 asks
+         * for any). */
+        char bound[512];
+        snprintf(bound, sizeof bound, "%.*s:%u/", (int)(colon - urls[i]), urls[i], port);
+        for (unsigned k = 1; k < n_shards; k++) {
+            if ((st = tacio_http_queue_add_url(shards[k].q, bound, &tls, NULL)) != TACIO_SUCCESS) {
+                fprintf(stderr, "tacio-httpd: listen %s (shard %u): %s\n", bound, k,
+                        tacio_status_name(st));
+                return 1;
+            }
+        }
+        printf("listening on %s\n", bound);
         size_t pl = strlen(ports);
         snprintf(ports + pl, sizeof ports - pl, "%s%u", pl ? " " : "", port);
         if (i == 0 && dir[0] && !strncmp(urls[i], "https://", 8)) {
@@ -635,36 +695,47 @@ int main(int argc, char **argv)
             rename(tmp, port_file);
         }
     }
-    printf("OpenSSL %s; %u threads; client certificates: %s\n", OPENSSL_VERSION_TEXT, threads,
+    printf("OpenSSL %s; %u threads in %u shard%s; client certificates: %s\n", OPENSSL_VERSION_TEXT,
+           threads, n_shards, n_shards == 1 ? "" : "s",
            mode == TACIO_HTTP_CLIENT_CERT_NONE ? "none"
            : mode == TACIO_HTTP_CLIENT_CERT_REQUIRED ? "required" : "on demand");
     fflush(stdout);
 
-    enum { N_RX = 32 };
-    struct rx *rx = calloc(N_RX, sizeof *rx);
-    for (int i = 0; i < N_RX; i++) {
-        rx[i].cap = 8192;
-        rx[i].buf = aligned_alloc(16, rx[i].cap);
-        rx[i].op.user = &rx[i].kind;
-        rx[i].kind = K_RECV;
-    }
     /* op.user must point at the kind of every record: tasks set it too. */
-    for (int i = 0; i < N_RX; i++)
-        rx_next(&rx[i]);
+    for (unsigned k = 0; k < n_shards; k++) {
+        for (int i = 0; i < N_RX; i++) {
+            struct rx *x = &shards[k].rx[i];
+            x->q = shards[k].q;
+            x->cap = 8192;
+            x->buf = aligned_alloc(16, x->cap);
+            x->op.user = &x->kind;
+            x->kind = K_RECV;
+        }
+    }
+    for (unsigned k = 0; k < n_shards; k++)
+        for (int i = 0; i < N_RX; i++)
+            rx_next(&shards[k].rx[i]);
 
     int sig;
     sigwait(&sigs, &sig);
     fprintf(stderr, "tacio-httpd: signal %d: draining (deadline %u ms)\n", sig, deadline_ms);
-    tacio_http_queue_drain(queue);
+    for (unsigned k = 0; k < n_shards; k++)
+        tacio_http_queue_drain(shards[k].q);
     uint64_t end = now_us() + (uint64_t)deadline_ms * 1000u;
     tacio_http_stats_t s;
-    while (tacio_http_queue_stats(queue, &s) == TACIO_SUCCESS && s.open > 0 && now_us() < end)
+    for (;;) {
+        sum_stats(&s);
+        if (s.open == 0 || now_us() >= end)
+            break;
         usleep(10000);
-    tacio_http_queue_close(queue);
-    tacio_pool_close(pool);
-    for (int i = 0; i < N_RX; i++)
-        free(rx[i].buf);
-    free(rx);
+    }
+    for (unsigned k = 0; k < n_shards; k++) {
+        tacio_http_queue_close(shards[k].q);
+        tacio_pool_close(shards[k].pool);
+        for (int i = 0; i < N_RX; i++)
+            free(shards[k].rx[i].buf);
+    }
+    free(shards);
     fprintf(stderr, "tacio-httpd: stopped (%llu connections, %llu requests, %llu open at the deadline)\n",
             (unsigned long long)s.accepted, (unsigned long long)s.requests,
             (unsigned long long)s.open);
