@@ -3,18 +3,20 @@
 #
 #   bench/run-https.sh [--quick] [--reps N] [--stamp STAMP] [--out RAW.csv]
 #
-# Cases (each run interleaved tacio nginx tacio nginx ..., medians of --reps):
+# Cases (each run interleaved tacio-httpd, tacio-httpd --shards CPUs, nginx, ..., medians of
+# --reps):
 #   keepalive       wrk, 32 keep-alive connections, GET /healthz (3 bytes), ECDSA P-256
 #   hs-ecdsa        full TLS 1.3 handshakes/s: openssl s_time -new, one process per CPU
 #   hs-rsa          the same with an RSA-2048 server key
 #   hs-ecdsa-cert   the same as hs-ecdsa with a required client certificate (both servers
 #                   verify it against the development CA)
-# Servers: tacio-httpd --threads <CPUs> (one shard per thread: docs/http.md), nginx with
-# worker_processes <CPUs> (1 per core),
+# Servers: tacio-httpd --threads <CPUs> (one pool), the same with --shards <CPUs> (a pool of
+# one thread per CPU, connections spread by SO_REUSEPORT: docs/http.md "Shards"), nginx
+# with worker_processes <CPUs> (1 per core),
 # access logs off, both on 127.0.0.1 on ports bound at run time.
 #
 # Appends rows "timestamp,benchmark,case,impl,rep,metric,value" (benchmark https, impl
-# tacio-httpd or nginx, metric rps) to --out (the run-all.sh raw format) and prints a
+# tacio-httpd, tacio-shards or nginx, metric rps) to --out (the run-all.sh raw format) and prints a
 # table with the ratios tacio/nginx and, for the client-certificate mode, tacio's own
 # hs-ecdsa-cert / hs-ecdsa (target: >= 0.8).
 #
@@ -92,10 +94,10 @@ for kt in ec rsa; do
 done
 
 # --- servers -----------------------------------------------------------------------------------------
-start_tacio() { # kt mode -> sets port
+start_tacio() { # kt mode shards -> sets port
 	rm -f "$tmp/tp"
 	"$httpd" --listen https://127.0.0.1:0/ --pki-dir "$tmp/pki-$1" --client-cert "$2" \
-		--threads "$ncpu" --log none --port-file "$tmp/tp" >/dev/null 2>"$tmp/tacio.err" &
+		--threads "$ncpu" --shards "$3" --log none --port-file "$tmp/tp" >/dev/null 2>"$tmp/tacio.err" &
 	srv=$!
 	for _ in $(seq 200); do [ -s "$tmp/tp" ] && break; sleep 0.05; done
 	port=$(cat "$tmp/tp")
@@ -173,8 +175,12 @@ row() { # case impl rep value
 run_case() { # case kt mode kind
 	local c=$1 kt=$2 mode=$3 kind=$4 r impl v
 	for r in $(seq "$reps"); do
-		for impl in tacio-httpd nginx; do
-			if [ "$impl" = nginx ]; then start_nginx "$kt" "$mode"; else start_tacio "$kt" "$mode"; fi
+		for impl in tacio-httpd tacio-shards nginx; do
+			case $impl in
+			nginx) start_nginx "$kt" "$mode" ;;
+			tacio-httpd) start_tacio "$kt" "$mode" 1 ;;
+			tacio-shards) start_tacio "$kt" "$mode" "$ncpu" ;;
+			esac
 			case $kind in
 			ka) v=$(keepalive) ;;
 			hs) v=$(handshakes "$kt" 0) ;;
@@ -200,16 +206,17 @@ function median(list,   n, a, i, j, t) {
 }
 { v[$1, $2] = v[$1, $2] " " $4; cases[$1] = 1 }
 END {
-	printf "%-16s %14s %14s %8s\n", "case", "tacio-httpd", "nginx", "ratio"
+	printf "%-16s %12s %12s %12s %9s %9s\n", "case", "tacio-httpd", "--shards", "nginx", "ratio", "shards"
 	split("keepalive hs-ecdsa hs-rsa hs-ecdsa-cert", order, " ")
 	for (k = 1; k <= 4; k++) {
 		c = order[k]
 		if (!(c in cases)) continue
-		t = median(v[c, "tacio-httpd"]); n = median(v[c, "nginx"])
-		m[c] = t
-		printf "%-16s %14.0f %14.0f %7.2fx  (target >= 1.0x)\n", c, t, n, (n > 0 ? t / n : 0)
+		t = median(v[c, "tacio-httpd"]); s = median(v[c, "tacio-shards"]); n = median(v[c, "nginx"])
+		m[c] = t; ms[c] = s
+		printf "%-16s %12.0f %12.0f %12.0f %8.2fx %8.2fx  (target >= 1.0x)\n", c, t, s, n,
+			(n > 0 ? t / n : 0), (n > 0 ? s / n : 0)
 	}
-	if (m["hs-ecdsa"] > 0)
-		printf "client-certificate mode, tacio-httpd hs-ecdsa-cert / hs-ecdsa: %.2f (target >= 0.80)\n",
-			(m["hs-ecdsa-cert"] / m["hs-ecdsa"])
+	if (m["hs-ecdsa"] > 0 && ms["hs-ecdsa"] > 0)
+		printf "client-certificate mode, hs-ecdsa-cert / hs-ecdsa: tacio-httpd %.2f, --shards %.2f (target >= 0.80)\n",
+			m["hs-ecdsa-cert"] / m["hs-ecdsa"], ms["hs-ecdsa-cert"] / ms["hs-ecdsa"]
 }' "$tmp/results"

@@ -3,7 +3,7 @@
  *   tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D]
  *               [--pki-key ec|rsa]  (key type of a development set created now)
  *               [--client-cert none|required|on-demand] [--root DIR]
- *               [--threads N] [--shards N]  (default: one shard per thread)
+ *               [--threads N] [--shards N]  (default 1: one pool for all)
  *               [--max-head N] [--max-body N] [--max-target N]
  *               [--max-conns N] [--request-timeout-ms N] [--idle-timeout-ms N]
  *               [--handshake-timeout-ms N] [--log clf|json|none]
@@ -76,7 +76,8 @@ struct task {
 /* A shard: a queue on its own pool. With several, each listens on the same
  * addresses with SO_REUSEPORT and the kernel spreads connections among
  * them, so a connection's completions are issued and reaped by the same
- * thread, as with nginx's one worker per core (docs/http.md, "Shards"). */
+ * thread, as with nginx's one worker per core: cheaper per TLS handshake,
+ * dearer per keep-alive request (docs/http.md, "Shards"). */
 enum { MAX_SHARDS = 64, N_RX = 32 };
 struct shard {
     tacio_pool_t *pool;
@@ -577,8 +578,8 @@ int main(int argc, char **argv)
     }
     if (threads < 1 || threads > 256)
         usage();
-    /* Default: one shard per thread. */
-    n_shards = want_shards ? want_shards : threads;
+    /* Default: one pool for every connection (docs/http.md, "Shards"). */
+    n_shards = want_shards ? want_shards : 1;
     if (n_shards < 1 || n_shards > MAX_SHARDS || n_shards > threads) {
         fprintf(stderr, "tacio-httpd: --shards must be 1..%u and at most --threads (%u)\n",
                 threads < MAX_SHARDS ? threads : MAX_SHARDS, threads);
