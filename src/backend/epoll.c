@@ -779,7 +779,9 @@ static void take_armed_locked(struct ep *e, tacio_op_t *op, struct oplist *fin)
 {
     struct tacio_handle *h = op_handle(op);
     if (op_kind(op) == K_TIMER) {
-        unsigned i = op->priv_len;
+        /* The record may be restarting (op_begin) after the completion this
+         * cancel came for: the index is then checked against the heap. */
+        unsigned i = __atomic_load_n(&op->priv_len, __ATOMIC_RELAXED);
         if (i < e->nheap && e->heap[i] == op) {
             heap_remove(e, i);
             park_cancelled(op, fin);

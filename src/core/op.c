@@ -46,7 +46,9 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind, void
                      __ATOMIC_RELAXED);
     op->priv_next = NULL;
     op->priv_buf = buf;
-    op->priv_len = len;
+    /* Atomic: an epoll cancel that loaded the previous use's INFLIGHT may
+     * still read a timer's heap index from here (take_armed_locked). */
+    __atomic_store_n(&op->priv_len, len, __ATOMIC_RELAXED);
     op->priv_arg = arg;
     op->status = TACIO_PENDING;
     op->bytes = 0;

@@ -462,6 +462,8 @@ static bool file_pump(struct conn *c, struct done *d);
 /* Send what is queued, until a send is pending or nothing is left. */
 static void flush(struct conn *c, struct done *d)
 {
+    if (c->dead)
+        return; /* c->io is closed (and may be freed) */
     tacio_handle_t *h = tacio_pool_io_handle(c->io);
     while (!c->dead && !c->spend) {
         if (c->soff < c->slen) {
@@ -550,6 +552,7 @@ static void conn_kill(struct conn *c, struct done *d, tacio_status_t why)
     /* Pending recv/send complete (CANCELLED) through on_conn_io, each
      * dropping its reference. */
     tacio_pool_io_close(c->io, 0);
+    c->io = NULL; /* freed once the pending operations have completed */
     if (drop_table_ref)
         atomic_fetch_sub_explicit(&c->refs, 1, memory_order_relaxed); /* a caller holds another */
 }
@@ -1059,6 +1062,8 @@ static void on_input(struct conn *c, struct done *d, tacio_status_t st, uint64_t
 /* Keep one receive pending unless too much plaintext waits. */
 static void start_recv(struct conn *c, struct done *d)
 {
+    if (c->dead)
+        return; /* c->io is closed (and may be freed) */
     tacio_handle_t *h = tacio_pool_io_handle(c->io);
     while (!c->dead && !c->rpend && !c->eof && c->in_len < IN_HIGH) {
         tacio_status_t st = tacio_recv(h, &c->rop, c->rbuf, sizeof c->rbuf);
