@@ -1036,8 +1036,14 @@ static void on_input(struct conn *c, struct done *d, tacio_status_t st, uint64_t
 {
     if (st != TACIO_SUCCESS || bytes == 0) {
         c->eof = true;
+        bool clean = st == TACIO_SUCCESS || st == TACIO_END_OF_FILE;
         if (c->linger || c->state != C_ACTIVE || c->resp_done) {
-            conn_kill(c, d, st == TACIO_SUCCESS || st == TACIO_END_OF_FILE ? TACIO_SUCCESS : st);
+            /* A client that read the whole response and closed must not see
+             * it reported aborted: the send in flight says how it ended, and
+             * on_conn_io ends the connection after it. */
+            if (clean && c->spend)
+                return;
+            conn_kill(c, d, clean ? TACIO_SUCCESS : st);
             return;
         }
         conn_advance(c, d); /* a pending body receive learns of it */
@@ -1105,6 +1111,11 @@ static void on_conn_io(tacio_pool_io_t *io, void *ctx, tacio_op_t *op, tacio_sta
         start_recv(c, &d);
         flush(c, &d);
     }
+    /* The peer closed while a send was in flight (on_input): end it now
+     * that nothing is. */
+    if (!c->dead && c->eof && !c->spend && !c->rpend &&
+        (c->linger || c->state != C_ACTIVE || c->resp_done))
+        conn_kill(c, &d, TACIO_SUCCESS);
     pthread_mutex_unlock(&c->mu);
     deliver(c->q, &d);
     conn_release(c); /* the operation's reference */
