@@ -96,13 +96,6 @@ static struct ep *E(struct tacio_port *p)
     return p->bctx;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static bool cancel_requested(tacio_op_t *op)
 {
     return atomic_load_explicit(op_word(op), memory_order_relaxed) & OPW_CANCEL;
@@ -613,7 +606,7 @@ static tacio_status_t submit_timer(struct ep *e, tacio_op_t *op)
     pthread_mutex_lock(&e->lock);
     tacio_status_t st = arm_check_locked(e, op);
     if (st == TACIO_SUCCESS) {
-        uint64_t now = now_ns();
+        uint64_t now = tacio__now_ns();
         op->priv_arg = op->priv_arg > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + op->priv_arg;
         st = heap_push(e, op);
         /* A sleeping poller with a later deadline must look again. */
@@ -871,7 +864,7 @@ static tacio_status_t e_wait(struct tacio_port *p, int timeout_ms, struct oplist
     struct ep *e = E(p);
     struct oplist fin = {0}, succ = {0};
     unsigned before = out->n;
-    uint64_t now = now_ns();
+    uint64_t now = tacio__now_ns();
     uint64_t limit = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000000u;
 
     pthread_mutex_lock(&e->lock);
@@ -902,7 +895,7 @@ static tacio_status_t e_wait(struct tacio_port *p, int timeout_ms, struct oplist
         }
         on_event_locked(e, tag, ev, &fin);
     }
-    now = now_ns();
+    now = tacio__now_ns();
     expire_locked(e, now, &fin);
     pthread_mutex_unlock(&e->lock);
 

@@ -276,13 +276,6 @@ static struct fport *FP(struct tacio_port *p)
     return p->fault_ctx;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* splitmix64 of (seed, draw number): lock-free, and a single-threaded
  * program draws the same sequence on every run. */
 static uint64_t draw(struct fport *f, uint64_t *index)
@@ -612,7 +605,7 @@ static tacio_status_t f_wait(struct tacio_port *p, int timeout_ms, struct oplist
     f->last_spurious = false;
 
     /* The earliest held op bounds the real wait. */
-    uint64_t now = now_ns(), first_due = 0;
+    uint64_t now = tacio__now_ns(), first_due = 0;
     pthread_mutex_lock(&f->lock);
     for (size_t i = 0; i < f->nheld; i++)
         if (!first_due || f->held[i].due < first_due)
@@ -631,7 +624,7 @@ static tacio_status_t f_wait(struct tacio_port *p, int timeout_ms, struct oplist
     struct oplist got = {0};
     tacio_status_t st = real->wait(p, t, &got);
     struct oplist mine = {0};
-    delay_pass(f, &got, &mine, now_ns(), false);
+    delay_pass(f, &got, &mine, tacio__now_ns(), false);
     if (mine.n >= 2 && roll(f, F_REORDER, &ix) && reorder(f, &mine)) {
         count(f, F_REORDER);
         log_fault(f, F_REORDER, ix, "wait: %u completions handed out in another order", mine.n);
@@ -659,7 +652,7 @@ static void f_drain(struct tacio_port *p, struct oplist *out)
     struct oplist real = {0}, none = {0};
     p->fault_real->drain(p, &real);
     /* Held ops finished before anything the drain found. */
-    delay_pass(f, &none, out, now_ns(), true);
+    delay_pass(f, &none, out, tacio__now_ns(), true);
     if (real.head) {
         if (out->tail)
             out->tail->priv_next = real.head;

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -347,17 +346,11 @@ static tacio_status_t u_submit(struct tacio_port *p, tacio_op_t *op, bool defer)
     return TACIO_SUCCESS;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void retry_later_locked(struct uring *u, uint64_t ud)
 {
     if (u->nretry == 0)
-        atomic_store_explicit(&u->retry_due, mono_ns() + CANCEL_RETRY_MS * 1000000ll,
+        atomic_store_explicit(&u->retry_due,
+                              (int64_t)tacio__now_ns() + CANCEL_RETRY_MS * 1000000ll,
                               memory_order_relaxed);
     if (u->nretry == u->retry_cap) {
         unsigned cap = u->retry_cap ? u->retry_cap * 2 : 16;
@@ -576,7 +569,8 @@ static tacio_status_t u_wait(struct tacio_port *p, int timeout_ms, struct oplist
     struct uring *u = U(p);
     bool capped = false;
     if (atomic_load_explicit(&u->nretry, memory_order_relaxed)) {
-        int64_t early = atomic_load_explicit(&u->retry_due, memory_order_relaxed) - mono_ns();
+        int64_t early = atomic_load_explicit(&u->retry_due, memory_order_relaxed) -
+                        (int64_t)tacio__now_ns();
         if (early <= 0)
             issue_retries(p, u);
         /* Wait out the interval (or the next one), then look again. */

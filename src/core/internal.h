@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <tacio/tacio.h>
 
 #define TACIO_INTERNAL __attribute__((visibility("hidden")))
@@ -181,6 +182,14 @@ struct tacio_port {
 static inline void stat_add(_Atomic uint64_t *c, uint64_t n)
 {
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* CLOCK_MONOTONIC in ns, for the backends' deadlines. */
+static inline uint64_t tacio__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* A singly linked list of finished records, linked through priv_next. */

@@ -1032,12 +1032,19 @@ static void tls_input(struct conn *c, struct done *d)
         cert_finish(c, d);
 }
 
+/* Whether the peer's end of input ends the connection: nothing more is
+ * owed to it (closing, idle, or its response fully queued). */
+static bool ends_on_eof(const struct conn *c)
+{
+    return c->linger || c->state != C_ACTIVE || c->resp_done;
+}
+
 static void on_input(struct conn *c, struct done *d, tacio_status_t st, uint64_t bytes)
 {
     if (st != TACIO_SUCCESS || bytes == 0) {
         c->eof = true;
         bool clean = st == TACIO_SUCCESS || st == TACIO_END_OF_FILE;
-        if (c->linger || c->state != C_ACTIVE || c->resp_done) {
+        if (ends_on_eof(c)) {
             /* A client that read the whole response and closed must not see
              * it reported aborted: the send in flight says how it ended, and
              * on_conn_io ends the connection after it. */
@@ -1113,8 +1120,7 @@ static void on_conn_io(tacio_pool_io_t *io, void *ctx, tacio_op_t *op, tacio_sta
     }
     /* The peer closed while a send was in flight (on_input): end it now
      * that nothing is. */
-    if (!c->dead && c->eof && !c->spend && !c->rpend &&
-        (c->linger || c->state != C_ACTIVE || c->resp_done))
+    if (!c->dead && c->eof && !c->spend && !c->rpend && ends_on_eof(c))
         conn_kill(c, &d, TACIO_SUCCESS);
     pthread_mutex_unlock(&c->mu);
     deliver(c->q, &d);

@@ -287,22 +287,22 @@ static void cert_result(struct task *t, tacio_status_t st, uint64_t bytes, int r
     }
 }
 
-/* The counters of every shard, added up (all fields are uint64_t). */
+/* The counters of every shard, added up: the struct holds uint64_t
+ * counters only, so it is summed as an array of them. */
 static void sum_stats(tacio_http_stats_t *out)
 {
-    _Static_assert(sizeof(tacio_http_stats_t) % sizeof(uint64_t) == 0, "counters only");
-    memset(out, 0, sizeof *out);
+    enum { N = sizeof(tacio_http_stats_t) / sizeof(uint64_t) };
+    _Static_assert(sizeof(tacio_http_stats_t) == N * sizeof(uint64_t), "counters only");
+    uint64_t acc[N] = {0}, v[N];
     for (unsigned i = 0; i < n_shards; i++) {
         tacio_http_stats_t s;
         if (tacio_http_queue_stats(shards[i].q, &s) != TACIO_SUCCESS)
             continue;
-        uint64_t o[sizeof s / sizeof(uint64_t)], v[sizeof s / sizeof(uint64_t)];
-        memcpy(o, out, sizeof o);
         memcpy(v, &s, sizeof v);
-        for (size_t k = 0; k < sizeof o / sizeof o[0]; k++)
-            o[k] += v[k];
-        memcpy(out, o, sizeof o);
+        for (size_t k = 0; k < N; k++)
+            acc[k] += v[k];
     }
+    memcpy(out, acc, sizeof acc);
 }
 
 static void metrics(struct task *t)
@@ -633,6 +633,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     shards = calloc(n_shards, sizeof *shards);
+    if (!shards) {
+        fprintf(stderr, "tacio-httpd: out of memory\n");
+        return 1;
+    }
     qo.reuse_port = n_shards > 1;
     /* --max-conns is the whole server's: each shard gets its share. */
     if (qo.max_connections)
