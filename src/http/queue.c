@@ -877,6 +877,16 @@ static void body_drain(struct conn *c)
 }
 
 /* Parse and hand out requests while the state allows. */
+/* A connection that ends cleanly (peer done, or draining) while its last
+ * send is in flight waits for that send's completion: the client may
+ * already have the response, and killing now would report it aborted.
+ * on_conn_io comes back here once the send has completed. */
+static void end_after_send(struct conn *c, struct done *d)
+{
+    if (!c->spend)
+        conn_kill(c, d, TACIO_SUCCESS);
+}
+
 static void conn_advance(struct conn *c, struct done *d)
 {
     tacio_http_queue_t *q = c->q;
@@ -932,7 +942,7 @@ static void conn_advance(struct conn *c, struct done *d)
             return;
         if (c->in_len == 0) {
             if (c->eof || atomic_load_explicit(&q->draining, memory_order_relaxed))
-                conn_kill(c, d, TACIO_SUCCESS);
+                end_after_send(c, d);
             return;
         }
         tacio__http_result_t r = tacio__http_parse_head(&c->parser, c->in, c->in_len);
@@ -946,7 +956,7 @@ static void conn_advance(struct conn *c, struct done *d)
                 c->deadline_why = "request head";
             }
             if (c->eof)
-                conn_kill(c, d, TACIO_SUCCESS);
+                end_after_send(c, d);
             return;
         }
         if (r == TACIO__HTTP_ERROR) {
@@ -1048,9 +1058,10 @@ static void on_input(struct conn *c, struct done *d, tacio_status_t st, uint64_t
             /* A client that read the whole response and closed must not see
              * it reported aborted: the send in flight says how it ended, and
              * on_conn_io ends the connection after it. */
-            if (clean && c->spend)
-                return;
-            conn_kill(c, d, clean ? TACIO_SUCCESS : st);
+            if (clean)
+                end_after_send(c, d);
+            else
+                conn_kill(c, d, st);
             return;
         }
         conn_advance(c, d); /* a pending body receive learns of it */
