@@ -125,7 +125,6 @@ static _Thread_local struct {
     struct tacio_pool *pool;
     struct obj *current;
     bool blocked;
-    uint64_t ran; /* callbacks run in this batch, added to pool->callbacks after it */
 } me;
 
 #define BATCH 16
@@ -321,7 +320,7 @@ static bool obj_mark_closed(struct obj *o, unsigned flags)
 static void count_ran(struct obj *o)
 {
     atomic_fetch_add_explicit(&o->ran, 1, memory_order_relaxed);
-    me.ran++; /* only dispatch, on a pool thread, runs callbacks */
+    atomic_fetch_add_explicit(&o->pool->callbacks, 1, memory_order_relaxed);
 }
 
 static void count_cancelled(struct obj *o)
@@ -391,7 +390,7 @@ static void leave_locked(struct tacio_pool *pool)
     pthread_cond_broadcast(&pool->cv);
 }
 
-static void dispatch(const tacio_entry_t *e);
+static void dispatch(struct tacio_pool *pool, const tacio_entry_t *e);
 
 static void *worker_main(void *arg)
 {
@@ -430,11 +429,7 @@ static void *worker_main(void *arg)
         }
         int64_t t0 = mono_ns();
         for (unsigned i = 0; i < n; i++)
-            dispatch(&e[i]);
-        /* Once per batch: every pool thread writing this line per callback
-         * made it bounce between them (2 consumers in bench/handoff.c). */
-        atomic_fetch_add_explicit(&pool->callbacks, me.ran, memory_order_relaxed);
-        me.ran = 0;
+            dispatch(pool, &e[i]);
         /* A racy moving average is enough: it only picks the batch size. */
         int64_t per = (mono_ns() - t0) / (int64_t)(n ? n : 1);
         int64_t avg = atomic_load_explicit(&pool->cb_avg_ns, memory_order_relaxed);
@@ -1068,7 +1063,7 @@ static void wait_deliver(struct tacio_pool_wait *w, const tacio_entry_t *e)
 
 /* ---- dispatch ------------------------------------------------------------------------- */
 
-static void dispatch(const tacio_entry_t *e)
+static void dispatch(struct tacio_pool *pool, const tacio_entry_t *e)
 {
     struct obj *o = (struct obj *)(uintptr_t)e->key;
     struct obj *outer = me.current;
@@ -1089,7 +1084,7 @@ static void dispatch(const tacio_entry_t *e)
     case OBJ_CALL: {
         void (*fn)(void *) = (void (*)(void *))(uintptr_t)e->bytes;
         fn(e->op);
-        me.ran++;
+        atomic_fetch_add_explicit(&pool->callbacks, 1, memory_order_relaxed);
         break;
     }
     }
