@@ -1032,11 +1032,6 @@ TT_CASE(tls12_client_ignoring_renegotiation_times_out)
     pki_cleanup();
 }
 
-/* A TLS client that reads its whole response, sends close_notify and
- * closes, while the server has not yet seen its last send complete: the
- * response went out, so the send completes SUCCESS, not aborted. Held-back
- * completions (fault injection: delay) make the order happen: the send's
- * completion waits while the close_notify's receive is handed out. */
 /* On io_uring a completion's task work runs on the thread that issued the
  * operation, and it interrupts that thread's socket calls that have a
  * timeout (docs/design.md): this thread started the listener's accepts. */
@@ -1046,6 +1041,11 @@ static bool ssl_interrupted(SSL *ssl, int r)
     return (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && errno == EINTR;
 }
 
+/* A TLS client that reads its whole response, sends close_notify and
+ * closes, while the server has not yet seen its last send complete: the
+ * response went out, so the send completes SUCCESS, not aborted. Held-back
+ * completions (fault injection: delay) make the order happen: the send's
+ * completion waits while the close_notify's receive is handed out. */
 TT_CASE(response_read_then_closed_is_not_aborted)
 {
     pki_setup();
@@ -1078,7 +1078,7 @@ TT_CASE(response_read_then_closed_is_not_aborted)
             }
             if (r <= 0)
                 TT_FAIL("connection %d: SSL_read: error %d (errno %d) after %zu bytes; log: %s",
-                           i, SSL_get_error(ssl, r), errno, got, g_log);
+                        i, SSL_get_error(ssl, r), errno, got, g_log);
             got += (size_t)r;
             out[got] = 0;
             char *body = strstr(out, "\r\n\r\n");

@@ -876,7 +876,6 @@ static void body_drain(struct conn *c)
     }
 }
 
-/* Parse and hand out requests while the state allows. */
 /* A connection that ends cleanly (peer done, or draining) while its last
  * send is in flight waits for that send's completion: the client may
  * already have the response, and killing now would report it aborted.
@@ -887,6 +886,7 @@ static void end_after_send(struct conn *c, struct done *d)
         conn_kill(c, d, TACIO_SUCCESS);
 }
 
+/* Parse and hand out requests while the state allows. */
 static void conn_advance(struct conn *c, struct done *d)
 {
     tacio_http_queue_t *q = c->q;
@@ -1055,9 +1055,6 @@ static void on_input(struct conn *c, struct done *d, tacio_status_t st, uint64_t
         c->eof = true;
         bool clean = st == TACIO_SUCCESS || st == TACIO_END_OF_FILE;
         if (ends_on_eof(c)) {
-            /* A client that read the whole response and closed must not see
-             * it reported aborted: the send in flight says how it ended, and
-             * on_conn_io ends the connection after it. */
             if (clean)
                 end_after_send(c, d);
             else
