@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -493,7 +494,7 @@ TT_CASE(posts_from_many_threads_keep_per_thread_order)
     ASSERT_OK(tacio_port_close(p, NULL, NULL));
 }
 
-/* Posts take no lock (they wait on a stack until a consumer merges them),
+/* Posts take no lock (they wait in the ring until a consumer takes them),
  * yet a packet posted before a completion was queued still comes out
  * before it, and one posted after comes after. */
 TT_CASE(posts_and_completions_keep_queue_order)
@@ -523,6 +524,95 @@ TT_CASE(posts_and_completions_keep_queue_order)
     tacio_handle_close(h);
     close(fds[1]);
     ASSERT_OK(tacio_port_close(p, NULL, NULL));
+}
+
+/* More entries than the port keeps in its ring (1024): the rest wait on the
+ * overflow list, and posts keep going there until it is drained. Order
+ * must hold across the two, in dequeues of random sizes taken between
+ * random runs of posts and completions, and at close for what is left. */
+enum { OV_OPS = 40, OV_STEPS = 120, OV_MAX = 40000 };
+typedef struct ov_expect {
+    uint64_t key[OV_MAX];
+    unsigned head, tail;
+    tacio_op_t *op;  /* first of the OV_OPS send records */
+    unsigned wrong;  /* discards out of order */
+} ov_expect_t;
+
+static void ov_check(ov_expect_t *x, const tacio_entry_t *e)
+{
+    ASSERT_TRUE(x->head < x->tail);
+    uint64_t want = x->key[x->head++];
+    if (want < OV_OPS) {
+        ASSERT_EQ_INT(e->kind, TACIO_ENTRY_OP);
+        ASSERT_EQ_PTR(e->op, &x->op[want]);
+        ASSERT_EQ_U64(e->key, 77);
+    } else {
+        ASSERT_EQ_INT(e->kind, TACIO_ENTRY_POSTED);
+        ASSERT_EQ_U64(e->key, want);
+        ASSERT_EQ_U64(e->bytes, want * 7);
+    }
+}
+
+static void ov_discard(const tacio_entry_t *e, void *arg)
+{
+    ov_expect_t *x = arg;
+    uint64_t want = x->head < x->tail ? x->key[x->head] : UINT64_MAX;
+    x->head++;
+    bool ok = want < OV_OPS ? e->op == &x->op[want] : e->key == want;
+    x->wrong += !ok;
+}
+
+TT_CASE(order_holds_past_the_ring)
+{
+    tacio_port_t *p = tt_port(0);
+    int fds[2];
+    tt_socketpair(SOCK_STREAM, fds);
+    tacio_handle_t *h = tt_handle(p, fds[0], 77, TACIO_HANDLE_QUEUED_ALWAYS);
+    static tacio_op_t ops[OV_OPS];
+    static ov_expect_t x;
+    memset(&x, 0, sizeof x);
+    x.op = ops;
+    unsigned nops = 0;
+    uint64_t next_key = 1000;
+    bool overflowed = false;
+    for (unsigned step = 0; step < OV_STEPS; step++) {
+        unsigned r = (unsigned)tt_rand_below(10);
+        if (r < 6) { /* a run of posts, often long enough to fill the ring */
+            unsigned k = (unsigned)tt_rand_below(r < 3 ? 64 : 1500);
+            for (unsigned i = 0; i < k && x.tail < OV_MAX - OV_OPS; i++, next_key++) {
+                ASSERT_OK(tacio_port_post(p, next_key, next_key * 7, NULL, TACIO_SUCCESS));
+                x.key[x.tail++] = next_key;
+            }
+        } else if (r < 8 && nops < OV_OPS) { /* a completion, queued inside its start */
+            tacio_op_init(&ops[nops]);
+            ASSERT_EQ_STATUS(tacio_send(h, &ops[nops], "z", 1), TACIO_PENDING);
+            x.key[x.tail++] = nops++;
+        } else { /* take some */
+            unsigned want = (unsigned)tt_rand_below(1 + (x.tail - x.head));
+            while (want > 0) {
+                tacio_entry_t e[64];
+                unsigned n = 0, max = want < 64 ? want : 64;
+                ASSERT_OK(tacio_port_dequeue(p, e, max, &n, 2000));
+                ASSERT_TRUE(n >= 1 && n <= max);
+                for (unsigned j = 0; j < n; j++)
+                    ov_check(&x, &e[j]);
+                want -= n;
+            }
+            /* Off the port again, so a send starts (and, queued-always,
+             * completes) inside its call rather than in the next batch. */
+            tacio_port_blocking_begin(p);
+        }
+        overflowed |= x.tail - x.head > 1024;
+    }
+    ASSERT_TRUE(overflowed); /* else this seed never left the ring */
+    /* What is left goes to discard, in the same order. */
+    unsigned left = x.tail - x.head;
+    ASSERT_OK(tacio_port_close(p, ov_discard, &x));
+    ASSERT_EQ_INT(x.head, x.tail);
+    ASSERT_EQ_INT(x.wrong, 0);
+    tt_note("%u steps, %u completions, %u entries left at close", OV_STEPS, nops, left);
+    tacio_handle_close(h);
+    close(fds[1]);
 }
 
 /* A consumer that found the queue empty and went to sleep is woken by a
@@ -691,6 +781,7 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(waiters_wake_lifo, 30),
     TT_ENTRY(concurrency_one_holds_second_waiter, 40),
     TT_ENTRY(posts_and_completions_keep_queue_order, 30),
+    TT_ENTRY(order_holds_past_the_ring, 30),
     TT_ENTRY(post_wakes_sleeping_consumer_every_time, 120),
     TT_ENTRY(posts_from_many_threads_keep_per_thread_order, 30),
     TT_ENTRY(timer_fires_once_with_key, 15),

@@ -118,6 +118,19 @@ struct waiter {
     struct tacio_thread *owner; /* the waiting thread's record, if it has one */
 };
 
+/* One ring entry, two to a cache line. seq says the slot's state for
+ * position pos: 4*pos free, 4*pos+1 a posted packet, 4*pos+2 a completed
+ * record (ptr); the consumer frees it for pos+RING_SLOTS. */
+struct post_slot {
+    _Atomic uint32_t seq;
+    tacio_status_t status;
+    uint64_t key;
+    uint64_t bytes;
+    void *ptr;
+};
+#define RING_SLOTS 1024u
+#define RING_CLOSED (UINT64_C(1) << 63)
+
 struct tacio_port {
     /* First, and initialised once per allocation: ports are recycled, never
      * freed, and a stale call racing a close may still lock it. */
@@ -154,20 +167,32 @@ struct tacio_port {
     void *discard_arg;
     _Atomic uint64_t discarded_ops; /* operation records discarded by close (the verifier's check) */
 
+    /* Entries wait in two places, delivered in this order: the ring (posts
+     * and, while it has room, completions), then the overflow list qhead
+     * (used only while the ring is full, and until it is empty again: ovf),
+     * so what was queued first comes out first. The ring is an array
+     * because the consumer then reads entries two to a cache line, in an
+     * order the prefetcher follows; a linked list costs one cross-core miss
+     * per packet, one after the other (docs/design.md "Posted packets").
+     * rhead: next position to take, under lock (atomic for the spinning
+     * reader). ovf: set and cleared under lock, read by posters. */
+    struct post_slot *ring;
+    _Atomic uint32_t rhead;
+    _Atomic bool ovf;
     /* The posting side, on cache lines of its own (the pads; not an
      * alignment, so a stray pointer checked for magic is no misaligned
      * access): a posting thread keeps them while consumers take the lock.
-     * posted: packets not yet in the queue, newest first; PORT_POSTS_CLOSED
-     * once close took them. A post is one CAS on it (tacio_port_post); the
-     * queue's owner moves them in under lock (merge_posted_locked).
+     * rtail: next position to claim; RING_CLOSED once close took the ring.
+     * A post is a CAS on it and a store to its slot (tacio_port_post).
      * sleepers: threads about to sleep for entries (waiters, and the poller
-     * in be->wait), changed under lock. A post reads it after pushing: zero
-     * means someone awake will see the packet, so the post needs no lock. */
+     * in be->wait), changed under lock. A post reads it after publishing:
+     * zero means someone awake will see the packet, so the post needs no
+     * lock. */
     char pad_post0[64];
-    _Atomic(tacio_op_t *) posted;
+    _Atomic uint64_t rtail;
     _Atomic uint32_t sleepers;
     char pad_post1[64];
-    _Atomic(tacio_op_t *) free_in; /* delivered packets back for reuse, a batch per push */
+    _Atomic(tacio_op_t *) free_in; /* delivered packet records back for reuse, a batch per push */
     char pad_post2[64];
 
     struct tacio_handle timers; /* pseudo-handle that owns timer operations */

@@ -46,6 +46,7 @@ static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static bool leave_running_locked(struct tacio_port *p);
 static bool hold_for_kick_locked(struct tacio_port *p, bool kick);
 static void kick_after_unlock(struct tacio_port *p, bool kick);
+static void ring_reset(struct tacio_port *p);
 
 /* Runs when a thread that batched submissions or counted as running exits,
  * so neither is lost with it. Thread-local storage is still valid here. */
@@ -207,14 +208,23 @@ tacio_status_t tacio_port_create_ex(tacio_port_t **out, const tacio_port_options
     if (p)
         free_ports = p->free_next;
     pthread_mutex_unlock(&free_lock);
+    struct post_slot *ring = p ? p->ring : NULL;
     if (!p) {
+        void *m;
         if (!(p = malloc(sizeof *p)))
             return TACIO_NO_MEMORY;
+        if (posix_memalign(&m, 64, RING_SLOTS * sizeof *ring)) {
+            free(p);
+            return TACIO_NO_MEMORY;
+        }
+        ring = m;
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->slot_cv, NULL);
     }
     memset((char *)p + offsetof(struct tacio_port, magic), 0,
            sizeof *p - offsetof(struct tacio_port, magic));
+    p->ring = ring;
+    ring_reset(p);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     p->concurrency = o.concurrency ? o.concurrency : (unsigned)(ncpu > 0 ? ncpu : 1);
     p->timers.type = H_TIMER;
@@ -305,56 +315,162 @@ static void wake_waiter_locked(struct tacio_port *p)
     futex_wake(&w->woken);
 }
 
-#define PORT_POSTS_CLOSED ((tacio_op_t *)(uintptr_t)1)
+/* ---- the ring ---------------------------------------------------------------- */
 
-/* Move posted packets into the queue, oldest first. Called under lock
- * before the queue is read or appended to, so a packet posted before a
- * completion was queued is delivered before it. */
-static void merge_posted_locked_ex(struct tacio_port *p, bool closing)
+#define RING_MASK (RING_SLOTS - 1)
+_Static_assert((RING_SLOTS & RING_MASK) == 0, "RING_SLOTS is a power of two");
+_Static_assert(sizeof(struct post_slot) == 32, "two ring slots to a cache line");
+
+enum { SLOT_FREE = 0, SLOT_PACKET = 1, SLOT_RECORD = 2 };
+enum claim { CLAIMED, RING_FULL, RING_SHUT };
+
+static void ring_reset(struct tacio_port *p)
 {
-    tacio_op_t *l = atomic_load_explicit(&p->posted, memory_order_relaxed);
-    if (l == PORT_POSTS_CLOSED || (!l && !closing))
-        return;
-    /* Under lock, so only a close can have stored the sentinel, and that
-     * was seen above. */
-    l = atomic_exchange_explicit(&p->posted, closing ? PORT_POSTS_CLOSED : NULL,
-                                 memory_order_acquire);
-    if (!l)
-        return;
-    if (!atomic_load_explicit(&p->posts_flowing, memory_order_relaxed))
-        atomic_store_explicit(&p->posts_flowing, true, memory_order_relaxed);
-    tacio_op_t *fifo = NULL, *last = l;
-    uint64_t n = 0;
-    while (l) {
-        tacio_op_t *next = l->priv_next;
-        l->priv_next = fifo;
-        fifo = l;
-        l = next;
-        n++;
-    }
-    if (p->qtail)
-        p->qtail->priv_next = fifo;
-    else
-        p->qhead = fifo;
-    p->qtail = last;
-    stat_add(&p->st.posted, n);
+    for (uint32_t i = 0; i < RING_SLOTS; i++)
+        atomic_init(&p->ring[i].seq, i * 4u);
+    atomic_init(&p->rhead, 0);
+    atomic_init(&p->rtail, 0);
+    atomic_init(&p->ovf, false);
 }
 
-static void merge_posted_locked(struct tacio_port *p)
+/* Claim the next position, Vyukov's bounded queue: positions are taken in
+ * order by CAS on rtail, each slot says whether its previous round was
+ * consumed. Any thread, no lock. */
+static enum claim ring_claim(struct tacio_port *p, struct post_slot **slot, uint32_t *pos)
 {
-    merge_posted_locked_ex(p, false);
+    uint64_t t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
+    for (;;) {
+        if (t & RING_CLOSED)
+            return RING_SHUT;
+        uint32_t at = (uint32_t)t;
+        struct post_slot *s = &p->ring[at & RING_MASK];
+        /* acquire: the consumer's reads of the slot's last round come first. */
+        uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        int32_t d = (int32_t)(seq - at * 4u);
+        if (d == 0) {
+            if (atomic_compare_exchange_weak_explicit(&p->rtail, &t, t + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                *slot = s;
+                *pos = at;
+                return CLAIMED;
+            }
+        } else if (d < 0) {
+            return RING_FULL; /* the slot still holds position at - RING_SLOTS */
+        } else {
+            t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
+        }
+    }
+}
+
+/* seq_cst: with the sleeper count, see sleep_announce_locked. */
+static void ring_publish(struct post_slot *s, uint32_t pos, unsigned kind)
+{
+    atomic_store_explicit(&s->seq, pos * 4u + kind, memory_order_seq_cst);
+}
+
+static unsigned slot_state(struct tacio_port *p, uint32_t pos, memory_order mo)
+{
+    uint32_t seq = atomic_load_explicit(&p->ring[pos & RING_MASK].seq, mo);
+    uint32_t d = seq - pos * 4u;
+    return d <= SLOT_RECORD ? d : SLOT_FREE;
+}
+
+/* The ring holds no entry, published or claimed. */
+static bool ring_empty_locked(struct tacio_port *p)
+{
+    uint64_t t = atomic_load_explicit(&p->rtail, memory_order_acquire);
+    return (uint32_t)t == atomic_load_explicit(&p->rhead, memory_order_relaxed);
+}
+
+static bool posts_waiting(struct tacio_port *p, memory_order mo)
+{
+    return slot_state(p, atomic_load_explicit(&p->rhead, memory_order_relaxed), mo) != SLOT_FREE;
+}
+
+/* Entries can be taken now: the ring's head is published, or the ring is
+ * empty and the overflow list is not. */
+static bool queue_ready_locked(struct tacio_port *p)
+{
+    return posts_waiting(p, memory_order_acquire) || (p->qhead && ring_empty_locked(p));
+}
+
+static void overflow_push_locked(struct tacio_port *p, tacio_op_t *op)
+{
+    op->priv_next = NULL;
+    if (p->qtail)
+        p->qtail->priv_next = op;
+    else
+        p->qhead = op;
+    p->qtail = op;
+    if (!atomic_load_explicit(&p->ovf, memory_order_relaxed))
+        atomic_store_explicit(&p->ovf, true, memory_order_relaxed);
+}
+
+/* Queue one finished record (under lock): into the ring while it has room
+ * and nothing overflowed, else behind everything on the overflow list. */
+static void queue_record_locked(struct tacio_port *p, tacio_op_t *op)
+{
+    struct post_slot *s;
+    uint32_t pos;
+    if (!atomic_load_explicit(&p->ovf, memory_order_relaxed) &&
+        ring_claim(p, &s, &pos) == CLAIMED) {
+        s->ptr = op;
+        ring_publish(s, pos, SLOT_RECORD);
+        return;
+    }
+    overflow_push_locked(p, op);
+}
+
+/* Take up to max entries into e (under lock), ring first. A posted packet is
+ * copied out whole; a record goes as e->op with kind 0, for deliver() to
+ * fill in and release after the lock is dropped. */
+static unsigned take_locked(struct tacio_port *p, tacio_entry_t *e, unsigned max)
+{
+    unsigned n = 0, packets = 0;
+    uint32_t pos = atomic_load_explicit(&p->rhead, memory_order_relaxed);
+    while (n < max) {
+        struct post_slot *s = &p->ring[pos & RING_MASK];
+        unsigned st = slot_state(p, pos, memory_order_acquire);
+        if (st == SLOT_PACKET) {
+            e[n] = (tacio_entry_t){.op = s->ptr, .key = s->key, .bytes = s->bytes,
+                                   .status = s->status, .kind = TACIO_ENTRY_POSTED};
+            packets++;
+        } else if (st == SLOT_RECORD) {
+            e[n] = (tacio_entry_t){.op = s->ptr};
+        } else {
+            break;
+        }
+        /* release: this round's reads come before the next claim's writes. */
+        atomic_store_explicit(&s->seq, (pos + RING_SLOTS) * 4u, memory_order_release);
+        pos++;
+        n++;
+    }
+    atomic_store_explicit(&p->rhead, pos, memory_order_relaxed);
+    if (packets) {
+        stat_add(&p->st.posted, packets);
+        if (!atomic_load_explicit(&p->posts_flowing, memory_order_relaxed))
+            atomic_store_explicit(&p->posts_flowing, true, memory_order_relaxed);
+    }
+    /* The overflow list only once nothing is left in the ring before it. */
+    if (n < max && p->qhead && ring_empty_locked(p)) {
+        while (n < max && p->qhead) {
+            tacio_op_t *op = p->qhead;
+            p->qhead = op->priv_next;
+            op->priv_next = NULL;
+            e[n++] = (tacio_entry_t){.op = op};
+        }
+        if (!p->qhead) {
+            p->qtail = NULL;
+            atomic_store_explicit(&p->ovf, false, memory_order_relaxed);
+        }
+    }
+    return n;
 }
 
 /* A consumer about to sleep while packets are being posted spins this long
  * first: the next one usually comes sooner than a sleep and a wake-up
  * (a futex or io_uring_enter round trip each side) would take. */
 #define POST_SPIN_NS 3000
-
-static bool posts_waiting(struct tacio_port *p, memory_order mo)
-{
-    tacio_op_t *l = atomic_load_explicit(&p->posted, mo);
-    return l && l != PORT_POSTS_CLOSED;
-}
 
 static bool spin_for_posts(struct tacio_port *p)
 {
@@ -387,7 +503,10 @@ static bool spin_for_posts(struct tacio_port *p)
 static bool sleep_announce_locked(struct tacio_port *p)
 {
     atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
-    if (posts_waiting(p, memory_order_seq_cst)) {
+    /* Packets stay in the ring until taken: only a thread that may take
+     * them now must not sleep (a full running count releases a sleeper
+     * when it drops, release_locked). */
+    if (p->running < p->concurrency && posts_waiting(p, memory_order_seq_cst)) {
         atomic_fetch_sub_explicit(&p->sleepers, 1, memory_order_relaxed);
         return false;
     }
@@ -426,8 +545,7 @@ _Static_assert(offsetof(tacio_op_t, priv_arg) + sizeof(uint64_t) <= 64,
  * after unlocking. */
 static bool release_locked(struct tacio_port *p)
 {
-    merge_posted_locked(p);
-    if (p->running >= p->concurrency || !p->qhead)
+    if (p->running >= p->concurrency || !queue_ready_locked(p))
         return false;
     if (p->waiters) {
         wake_waiter_locked(p);
@@ -470,14 +588,13 @@ static bool leave_running_locked(struct tacio_port *p)
 
 static void append_locked(struct tacio_port *p, struct oplist *l)
 {
-    if (!l->head)
-        return;
-    merge_posted_locked(p);
-    if (p->qtail)
-        p->qtail->priv_next = l->head;
-    else
-        p->qhead = l->head;
-    p->qtail = l->tail;
+    tacio_op_t *op = l->head;
+    while (op) {
+        tacio_op_t *next = op->priv_next;
+        queue_record_locked(p, op);
+        op = next;
+    }
+    *l = (struct oplist){0};
 }
 
 static void discard_entry(struct tacio_port *p, tacio_op_t *op);
@@ -561,25 +678,26 @@ static void unlink_directed_locked(struct tacio_port *p, tacio_op_t *prev, tacio
     op->priv_next = NULL;
 }
 
-/* Up to max thread-bound entries the calling thread may take: its own, and
- * those of threads that died before taking theirs. */
-static tacio_op_t *take_directed_locked(struct tacio_port *p, struct tacio_thread *me,
-                                        unsigned max)
+/* Up to max thread-bound entries the calling thread may take (its own, and
+ * those of threads that died before taking theirs), into e as take_locked
+ * does. */
+static unsigned take_directed_locked(struct tacio_port *p, struct tacio_thread *me,
+                                     tacio_entry_t *e, unsigned max)
 {
-    struct oplist got = {0};
+    unsigned n = 0;
     tacio_op_t *prev = NULL, *op = p->dhead;
-    while (op && got.n < max) {
+    while (op && n < max) {
         tacio_op_t *next = op->priv_next;
         struct tacio_thread *t = tacio__op_owner(op);
         if (t == me || !tacio__thread_alive(t)) {
             unlink_directed_locked(p, prev, op);
-            oplist_push(&got, op);
+            e[n++] = (tacio_entry_t){.op = op};
         } else {
             prev = op;
         }
         op = next;
     }
-    return got.head;
+    return n;
 }
 
 void tacio__port_wake_thread(struct tacio_port *p, struct tacio_thread *t)
@@ -713,20 +831,22 @@ static void free_packets(struct tacio_port *p, tacio_op_t *head, tacio_op_t *tai
                                                   memory_order_relaxed));
 }
 
-/* Hand the popped records to the caller: entries filled, records released. */
-static unsigned deliver(struct tacio_port *p, tacio_op_t *list, tacio_entry_t *entries)
+/* Finish the n entries taken under lock: records (kind 0) are filled in and
+ * released. Packets were copied whole by take_locked. */
+static unsigned deliver(struct tacio_port *p, tacio_entry_t *entries, unsigned n)
 {
-    unsigned n = 0;
     tacio_op_t *ph = NULL, *pt = NULL;
-    while (list) {
-        tacio_op_t *op = list;
-        list = op->priv_next;
-        fill_entry(&entries[n++], op);
+    for (unsigned i = 0; i < n; i++) {
+        if (entries[i].kind)
+            continue;
+        tacio_op_t *op = entries[i].op;
+        fill_entry(&entries[i], op);
         if (op_kind(op) == K_POSTED) {
             op->priv_next = ph;
             ph = op;
             if (!pt)
                 pt = op;
+            stat_add(&p->st.posted, 1);
         } else {
             if (tacio__verifying())
                 tacio__verify_delivered(op, "dequeue");
@@ -747,22 +867,6 @@ static unsigned deliver(struct tacio_port *p, tacio_op_t *list, tacio_entry_t *e
             tacio__capture_status(entries[i].status, entries[i].op, entries[i].key);
     return n;
 }
-
-static tacio_op_t *take_locked(struct tacio_port *p, unsigned max)
-{
-    tacio_op_t *head = p->qhead, *last = head;
-    unsigned n = 1;
-    while (n < max && last->priv_next) {
-        last = last->priv_next;
-        n++;
-    }
-    p->qhead = last->priv_next;
-    if (!p->qhead)
-        p->qtail = NULL;
-    last->priv_next = NULL;
-    return head;
-}
-
 
 tacio_status_t tacio_port_dequeue(tacio_port_t *p, tacio_entry_t *entries, unsigned max,
                                   unsigned *count, int timeout_ms)
@@ -795,7 +899,7 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
     }
     int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
     tacio_status_t st;
-    tacio_op_t *got = NULL;
+    unsigned got = 0;
     struct waiter me;
     struct tacio_thread *self = tacio__thread_self(false);
     bool alertable = (flags & TACIO_DEQUEUE_ALERTABLE) && self;
@@ -810,7 +914,6 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
             st = TACIO_ABANDONED;
             break;
         }
-        merge_posted_locked(p);
         /* Checked under the lock after alert_port was set: a routine
          * queued later finds this thread's waiter and wakes it. */
         if (alertable && tacio__thread_apc_pending(self)) {
@@ -819,7 +922,7 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
         }
         /* Thread-bound completions only this thread can take: handed over
          * whatever the concurrency value says, since nobody else may. */
-        if (p->dcount && (got = take_directed_locked(p, self, max)) != NULL) {
+        if (p->dcount && (got = take_directed_locked(p, self, entries, max)) != 0) {
             if (tls.running != p && !tls.deferred)
                 arm_exit_hook();
             p->running++;
@@ -828,8 +931,7 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
             st = TACIO_SUCCESS;
             break;
         }
-        if (p->qhead && p->running < p->concurrency) {
-            got = take_locked(p, max);
+        if (p->running < p->concurrency && (got = take_locked(p, entries, max)) != 0) {
             if (tls.running != p && !tls.deferred)
                 arm_exit_hook();
             p->running++;
@@ -867,10 +969,9 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
             sleep_done(p);
             p->poller = false;
             p->poller_owner = NULL;
-            merge_posted_locked(p);
             append_locked(p, &l);
             kick |= append_directed_locked(p, &d);
-            if (ws == TACIO_TIMEOUT && !p->qhead && !p->dcount && timeout_ms >= 0) {
+            if (ws == TACIO_TIMEOUT && !queue_ready_locked(p) && !p->dcount && timeout_ms >= 0) {
                 st = TACIO_TIMEOUT;
                 break;
             }
@@ -909,7 +1010,7 @@ tacio_status_t tacio_port_dequeue_ex(tacio_port_t *p, tacio_entry_t *entries, un
     if (alertable)
         tacio__thread_set_alert_port(self, NULL);
     if (got)
-        *count = deliver(p, got, entries);
+        *count = deliver(p, entries, got);
     atomic_fetch_sub_explicit(&p->inside, 1, memory_order_release);
     if (st == TACIO_USER_APC)
         tacio__thread_run_apcs(self);
@@ -920,8 +1021,10 @@ unsigned tacio__port_queued(struct tacio_port *p)
 {
     unsigned n = 0;
     pthread_mutex_lock(&p->lock);
-    merge_posted_locked(p);
-    for (tacio_op_t *op = p->qhead; op && n < 1024; op = op->priv_next)
+    uint32_t pos = atomic_load_explicit(&p->rhead, memory_order_relaxed);
+    while (n < RING_SLOTS && slot_state(p, pos + n, memory_order_acquire) != SLOT_FREE)
+        n++;
+    for (tacio_op_t *op = p->qhead; op && n < RING_SLOTS + 1024; op = op->priv_next)
         n++;
     pthread_mutex_unlock(&p->lock);
     return n;
@@ -992,6 +1095,31 @@ tacio_status_t tacio_port_post(tacio_port_t *p, uint64_t key, uint64_t bytes, vo
         return TACIO_INVALID_HANDLE;
     if (atomic_load_explicit(&p->closed, memory_order_relaxed))
         return TACIO_PORT_DISCONNECTED;
+    struct post_slot *s;
+    uint32_t pos;
+    enum claim c = atomic_load_explicit(&p->ovf, memory_order_relaxed) ? RING_FULL
+                                                                       : ring_claim(p, &s, &pos);
+    if (c == RING_SHUT)
+        return TACIO_PORT_DISCONNECTED;
+    if (c == CLAIMED) {
+        /* No lock: a claimed slot, filled, then published. The lock is
+         * taken only when someone may be asleep (see sleep_announce_locked
+         * for the pairing). */
+        s->key = key;
+        s->bytes = bytes;
+        s->ptr = ptr;
+        s->status = status;
+        ring_publish(s, pos, SLOT_PACKET);
+        if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst)) {
+            pthread_mutex_lock(&p->lock);
+            bool kick = hold_for_kick_locked(p, release_locked(p));
+            pthread_mutex_unlock(&p->lock);
+            kick_after_unlock(p, kick);
+        }
+        return TACIO_SUCCESS;
+    }
+    /* The ring is full, or overflowed and not yet drained: behind
+     * everything on the overflow list, in a record of its own. */
     tacio_op_t *pk = packet_get(p);
     if (!pk)
         return TACIO_NO_MEMORY;
@@ -1001,26 +1129,18 @@ tacio_status_t tacio_port_post(tacio_port_t *p, uint64_t key, uint64_t bytes, vo
     pk->bytes = bytes;
     pk->user = ptr;
     pk->status = status;
-    /* No lock: one CAS onto the posted stack. The queue's owner merges it
-     * in order (merge_posted_locked); the lock is taken only when someone
-     * may be asleep (see sleep_announce_locked for the pairing). */
-    tacio_op_t *old = atomic_load_explicit(&p->posted, memory_order_relaxed);
-    do {
-        if (old == PORT_POSTS_CLOSED) {
-            pk->priv_next = tls.packets;
-            tls.packets = pk;
-            arm_exit_hook();
-            return TACIO_PORT_DISCONNECTED;
-        }
-        pk->priv_next = old;
-    } while (!atomic_compare_exchange_weak_explicit(&p->posted, &old, pk, memory_order_seq_cst,
-                                                    memory_order_relaxed));
-    if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst)) {
-        pthread_mutex_lock(&p->lock);
-        bool kick = hold_for_kick_locked(p, release_locked(p));
+    pthread_mutex_lock(&p->lock);
+    if (atomic_load_explicit(&p->rtail, memory_order_relaxed) & RING_CLOSED) {
         pthread_mutex_unlock(&p->lock);
-        kick_after_unlock(p, kick);
+        pk->priv_next = tls.packets;
+        tls.packets = pk;
+        arm_exit_hook();
+        return TACIO_PORT_DISCONNECTED;
     }
+    overflow_push_locked(p, pk);
+    bool kick = hold_for_kick_locked(p, release_locked(p));
+    pthread_mutex_unlock(&p->lock);
+    kick_after_unlock(p, kick);
     return TACIO_SUCCESS;
 }
 
@@ -1033,6 +1153,7 @@ static void discard_entry(struct tacio_port *p, tacio_op_t *op)
     stat_add(&p->st.discarded_at_close, 1);
     bool accepted = op_kind(op) == K_ACCEPT && e.status == TACIO_SUCCESS;
     if (op_kind(op) == K_POSTED) {
+        stat_add(&p->st.posted, 1);
         free(op);
     } else {
         stat_add(&p->discarded_ops, 1);
@@ -1093,9 +1214,16 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
         sched_yield();
 
     pthread_mutex_lock(&p->lock);
-    /* Packets posted until now are discarded with the queue; a post that
-     * finds the sentinel returns PORT_DISCONNECTED. */
-    merge_posted_locked_ex(p, true);
+    /* Entries in the ring until now are discarded with the queue, oldest
+     * first; a post that finds RING_CLOSED returns PORT_DISCONNECTED, and
+     * what is queued from here on goes to the overflow list. A post that
+     * claimed a slot publishes it without the lock, so it is waited for. */
+    uint32_t rfrom = atomic_load_explicit(&p->rhead, memory_order_relaxed);
+    uint32_t rto = (uint32_t)atomic_fetch_or_explicit(&p->rtail, RING_CLOSED, memory_order_acquire);
+    for (uint32_t pos = rfrom; pos != rto; pos++)
+        while (slot_state(p, pos, memory_order_acquire) == SLOT_FREE)
+            sched_yield();
+    atomic_store_explicit(&p->rhead, rto, memory_order_relaxed);
     append_locked(p, &drained);
     if (p->dhead) {
         /* Thread-bound entries not taken yet are discarded with the rest. */
@@ -1109,6 +1237,19 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
     p->collected = true;
     tacio_op_t *pk = atomic_exchange_explicit(&p->free_in, NULL, memory_order_acquire);
     pthread_mutex_unlock(&p->lock);
+    for (uint32_t pos = rfrom; pos != rto; pos++) {
+        struct post_slot *sl = &p->ring[pos & RING_MASK];
+        if (slot_state(p, pos, memory_order_relaxed) == SLOT_RECORD) {
+            discard_entry(p, sl->ptr);
+            continue;
+        }
+        tacio_entry_t e = {.op = sl->ptr, .key = sl->key, .bytes = sl->bytes,
+                           .status = sl->status, .kind = TACIO_ENTRY_POSTED};
+        stat_add(&p->st.posted, 1);
+        stat_add(&p->st.discarded_at_close, 1);
+        if (p->discard)
+            p->discard(&e, p->discard_arg);
+    }
     while (list) {
         tacio_op_t *op = list;
         list = op->priv_next;
