@@ -137,6 +137,12 @@ struct tacio_port {
     pthread_mutex_t lock;   /* queue, waiters, running, poller, closed */
     pthread_cond_t slot_cv; /* threads back from blocking, waiting for a run slot (pool) */
     _Atomic uint32_t magic;
+    /* Read by every post, so on this line of fields that rarely change,
+     * not on the consumers' (a post that misses here pays a cross-core
+     * miss each time). */
+    _Atomic bool closed;
+    _Atomic bool ovf;        /* see the ring, below */
+    struct post_slot *ring;  /* see the ring, below */
     const struct tacio_backend *be;
     void *bctx;
     const struct tacio_backend *fault_real; /* be wraps this one (fault injection) */
@@ -153,7 +159,6 @@ struct tacio_port {
     tacio_op_t *dhead, *dtail;
     unsigned dcount;
     bool poller_in_kernel;
-    _Atomic bool closed;
     bool collected;         /* close took the queue: later entries are discarded where they finish */
     _Atomic bool posts_flowing; /* the last merge found packets: spin before sleeping */
 
@@ -176,9 +181,7 @@ struct tacio_port {
      * per packet, one after the other (docs/design.md "Posted packets").
      * rhead: next position to take, under lock (atomic for the spinning
      * reader). ovf: set and cleared under lock, read by posters. */
-    struct post_slot *ring;
     _Atomic uint32_t rhead;
-    _Atomic bool ovf;
     /* The posting side, on cache lines of its own (the pads; not an
      * alignment, so a stray pointer checked for magic is no misaligned
      * access): a posting thread keeps them while consumers take the lock.
