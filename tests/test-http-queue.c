@@ -914,6 +914,7 @@ TT_CASE(bad_client_certs_get_their_verdict)
         {TACIO__PKI_CLIENT_BADSIG, TACIO_HTTP_CERT_BAD_SIGNATURE},
         {TACIO__PKI_CLIENT_UNTRUSTED, TACIO_HTTP_CERT_UNTRUSTED},
     };
+    unsigned long verified0 = atomic_load(&tacio__pki_verify_calls);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[4096];
         tt_context("%s", cases[i].name);
@@ -926,6 +927,8 @@ TT_CASE(bad_client_certs_get_their_verdict)
         ASSERT_TRUE((flags & cases[i].flag) != 0);
         tt_note("%s: flags 0x%x", cases[i].name, flags);
     }
+    /* Each verdict is OpenSSL's check in the post-handshake exchange, not a second one. */
+    ASSERT_EQ_U64(atomic_load(&tacio__pki_verify_calls), verified0);
     server_stop();
     pki_cleanup();
 }
@@ -936,6 +939,7 @@ TT_CASE(required_mode)
     pki_setup();
     server_start("https", TACIO_HTTP_CLIENT_CERT_REQUIRED);
     char out[4096];
+    unsigned long verified0 = atomic_load(&tacio__pki_verify_calls);
     /* Without a certificate the handshake fails (curl exit 56 or 35). */
     ASSERT_TRUE(run(out, sizeof out, CURL "https://127.0.0.1:%u/whoami 2>/dev/null", g_dir, g_port) != 0);
     ASSERT_EQ_INT(run(out, sizeof out,
@@ -943,6 +947,8 @@ TT_CASE(required_mode)
                       g_dir, g_dir, g_dir, g_port), 0);
     ASSERT_TRUE(strstr(out, "flags=0 subject=O=tacio development,CN=tacio client") != NULL);
     ASSERT_EQ_U64(atomic_load(&g_cert_pending), 0); /* known from the handshake: synchronous */
+    /* The verdict is the handshake's own check: the chain is not verified again. */
+    ASSERT_EQ_U64(atomic_load(&tacio__pki_verify_calls), verified0);
     /* An untrusted certificate fails the handshake too. */
     ASSERT_TRUE(run(out, sizeof out,
                     CURL "--cert %s/client-untrusted-chain.pem --key %s/client-untrusted.key "

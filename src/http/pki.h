@@ -29,6 +29,7 @@
 #ifndef TACIO_HTTP_PKI_H
 #define TACIO_HTTP_PKI_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -175,6 +176,10 @@ tacio_status_t tacio__pki_chain_der(X509 *cert, STACK_OF(X509) *chain,
 /* tacio__pki_verify_flags - flags for one X509_V_* code (X509_V_OK -> 0).
  * Pure. */
 unsigned tacio__pki_verify_flags(long x509_v_result);
+
+/* Calls of tacio__pki_verify so far: a test's way to see that a chain the
+ * TLS handshake checked is not checked again. */
+extern _Atomic unsigned long tacio__pki_verify_calls;
 
 /* tacio__pki_verify - verify leaf with its untrusted chain against store
  * for purpose (X509_PURPOSE_SSL_CLIENT, ...; 0: none), going on past

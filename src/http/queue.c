@@ -152,6 +152,11 @@ struct conn {
 
     enum cert_state cert_state;
     bool got_finished;
+    /* OpenSSL's check of the client's chain in the handshake (or the
+     * post-handshake exchange), kept as the verdict (keep_verdict). */
+    bool hs_verified;
+    unsigned hs_vflags;
+    long hs_vfirst;
     tacio_http_op_t *cert_op;
     void *cert_blob;
     size_t cert_size;
@@ -559,14 +564,28 @@ static void conn_kill(struct conn *c, struct done *d, tacio_status_t why)
 
 /* ---- client certificates ---------------------------------------------------------- */
 
-static int accept_any_cert(int ok, X509_STORE_CTX *ctx)
+/* OpenSSL's verify callback for client chains: every error is collected
+ * (as tacio__pki_verify does), so the verdict cert_build reports costs no
+ * second verification of the chain. Required mode enforces it: a bad chain
+ * fails the handshake, as with no callback. On demand it is reported, not
+ * enforced; the failed check left its reason on the thread's error queue,
+ * where SSL_get_error would find it after a plain WANT_READ and call the
+ * connection broken, so it is dropped. */
+static int keep_verdict(int ok, X509_STORE_CTX *x)
 {
-    (void)ok;
-    (void)ctx;
-    /* The verdict is computed and reported, not enforced. The failed check
-     * left its reason on the thread's error queue, where SSL_get_error
-     * would find it after a plain WANT_READ and call the connection
-     * broken: drop it. */
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+    if (!c)
+        return ok;
+    c->hs_verified = true;
+    if (!ok) {
+        int err = X509_STORE_CTX_get_error(x);
+        c->hs_vflags |= tacio__pki_verify_flags(err);
+        if (c->hs_vfirst == X509_V_OK)
+            c->hs_vfirst = err;
+    }
+    if (c->l->mode != TACIO_HTTP_CLIENT_CERT_ON_DEMAND)
+        return ok;
     ERR_clear_error();
     return 1;
 }
@@ -621,7 +640,19 @@ static bool cert_build(struct conn *c)
         return false;
     }
     long first = 0;
-    unsigned flags = tacio__pki_verify(c->l->store, leaf, chain, X509_PURPOSE_SSL_CLIENT, 0, &first);
+    unsigned flags;
+    if (c->hs_verified) {
+        flags = c->hs_vflags;
+        first = c->hs_vfirst;
+        long r = SSL_get_verify_result(c->ssl);
+        if (!flags && r != X509_V_OK) { /* failed without telling the callback */
+            first = r;
+            flags = tacio__pki_verify_flags(r) ? tacio__pki_verify_flags(r) : TACIO__PKI_V_OTHER;
+        }
+    } else {
+        /* A resumed session: the chain was not checked in this handshake. */
+        flags = tacio__pki_verify(c->l->store, leaf, chain, X509_PURPOSE_SSL_CLIENT, 0, &first);
+    }
     ERR_clear_error();
     size_t size = sizeof(tacio_http_client_cert_t) + strlen(info.subject) + 1 +
                   strlen(info.issuer) + 1 + strlen(info.serial_hex) + 1 +
@@ -1188,6 +1219,10 @@ static void conn_start(struct listener *l, int fd, const tacio_addr_t *peer)
                 SSL_set_accept_state(c->ssl);
                 SSL_set_msg_callback(c->ssl, msg_cb);
                 SSL_set_msg_callback_arg(c->ssl, c);
+                SSL_set_app_data(c->ssl, c);
+                c->hs_verified = false;
+                c->hs_vflags = 0;
+                c->hs_vfirst = X509_V_OK;
             } else {
                 if (!c->ssl) {
                     BIO_free(c->rbio);
@@ -1474,7 +1509,7 @@ static SSL_CTX *make_ctx(tacio_http_queue_t *q, const tacio_http_tls_t *tls, X50
     static const unsigned char sid_ctx[] = "tacio-http";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
     if (tls->client_cert == TACIO_HTTP_CLIENT_CERT_REQUIRED)
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, keep_verdict);
     else
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     *store = SSL_CTX_get_cert_store(ctx);
@@ -2009,7 +2044,10 @@ tacio_status_t tacio_http_receive_client_cert(tacio_http_queue_t *q, uint64_t re
         conn_done(c, &d);
         return sync_result(q, op, TACIO_NOT_FOUND, 0);
     }
-    SSL_set_verify(c->ssl, SSL_VERIFY_PEER, accept_any_cert);
+    c->hs_verified = false;
+    c->hs_vflags = 0;
+    c->hs_vfirst = X509_V_OK;
+    SSL_set_verify(c->ssl, SSL_VERIFY_PEER, keep_verdict);
     bool ok;
     char rs[512];
     if (SSL_version(c->ssl) >= TLS1_3_VERSION) {
