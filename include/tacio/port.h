@@ -120,9 +120,10 @@ TACIO_EXTERN const char *tacio_last_error(void);
  *   nothing was queued. TACIO_PORT_DISCONNECTED: the port is closed.
  *   TACIO_INVALID_HANDLE: not a port.
  * LIFETIME: ptr is never dereferenced by tacio.
- * COST: no lock and no allocation while fewer than 1024 entries wait in the
- *   port; past that, one allocation and the port lock per post until the
- *   backlog is taken. Entries keep their order either way.
+ * COST: while fewer than 1024 entries wait in the port, no allocation, and
+ *   the port lock only to wake a sleeping consumer; past that, one
+ *   allocation and the lock per post until the backlog is taken. Entries
+ *   keep their order either way.
  * THREAD SAFETY: any thread, including from inside the processing of an entry. */
 TACIO_EXTERN tacio_status_t tacio_port_post(tacio_port_t *port, uint64_t key, uint64_t bytes,
                                             void *ptr, tacio_status_t status);
