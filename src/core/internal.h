@@ -160,7 +160,7 @@ struct tacio_port {
     unsigned dcount;
     bool poller_in_kernel;
     bool collected;         /* close took the queue: later entries are discarded where they finish */
-    _Atomic bool posts_flowing; /* the last merge found packets: spin before sleeping */
+    _Atomic bool posts_flowing; /* the last take found packets: spin before sleeping */
 
     _Atomic uint32_t inside;   /* threads inside dequeue */
     _Atomic uint32_t starting; /* threads inside a start, cancel or handle close of this
