@@ -421,6 +421,16 @@ static void queue_record_locked(struct tacio_port *p, tacio_op_t *op)
     overflow_push_locked(p, op);
 }
 
+/* A published slot as the entry it stands for: a packet whole, a record as
+ * e.op with kind 0 (deliver() or discard_entry() finishes it). */
+static tacio_entry_t slot_entry(const struct post_slot *s, unsigned st)
+{
+    if (st == SLOT_RECORD)
+        return (tacio_entry_t){.op = s->ptr};
+    return (tacio_entry_t){.op = s->ptr, .key = s->key, .bytes = s->bytes, .status = s->status,
+                           .kind = TACIO_ENTRY_POSTED};
+}
+
 /* Take up to max entries into e (under lock), ring first. A posted packet is
  * copied out whole; a record goes as e->op with kind 0, for deliver() to
  * fill in and release after the lock is dropped. */
@@ -431,15 +441,10 @@ static unsigned take_locked(struct tacio_port *p, tacio_entry_t *e, unsigned max
     while (n < max) {
         struct post_slot *s = &p->ring[pos & RING_MASK];
         unsigned st = slot_state(p, pos, memory_order_acquire);
-        if (st == SLOT_PACKET) {
-            e[n] = (tacio_entry_t){.op = s->ptr, .key = s->key, .bytes = s->bytes,
-                                   .status = s->status, .kind = TACIO_ENTRY_POSTED};
-            packets++;
-        } else if (st == SLOT_RECORD) {
-            e[n] = (tacio_entry_t){.op = s->ptr};
-        } else {
+        if (st == SLOT_FREE)
             break;
-        }
+        e[n] = slot_entry(s, st);
+        packets += st == SLOT_PACKET;
         /* release: this round's reads come before the next claim's writes. */
         atomic_store_explicit(&s->seq, (pos + RING_SLOTS) * 4u, memory_order_release);
         pos++;
@@ -1021,9 +1026,9 @@ unsigned tacio__port_queued(struct tacio_port *p)
 {
     unsigned n = 0;
     pthread_mutex_lock(&p->lock);
-    uint32_t pos = atomic_load_explicit(&p->rhead, memory_order_relaxed);
-    while (n < RING_SLOTS && slot_state(p, pos + n, memory_order_acquire) != SLOT_FREE)
-        n++;
+    /* Claimed slots count too: they are being published. */
+    n = (uint32_t)atomic_load_explicit(&p->rtail, memory_order_relaxed) -
+        atomic_load_explicit(&p->rhead, memory_order_relaxed);
     for (tacio_op_t *op = p->qhead; op && n < RING_SLOTS + 1024; op = op->priv_next)
         n++;
     pthread_mutex_unlock(&p->lock);
@@ -1238,13 +1243,12 @@ tacio_status_t tacio_port_close(tacio_port_t *p, tacio_discard_fn discard, void 
     tacio_op_t *pk = atomic_exchange_explicit(&p->free_in, NULL, memory_order_acquire);
     pthread_mutex_unlock(&p->lock);
     for (uint32_t pos = rfrom; pos != rto; pos++) {
-        struct post_slot *sl = &p->ring[pos & RING_MASK];
-        if (slot_state(p, pos, memory_order_relaxed) == SLOT_RECORD) {
-            discard_entry(p, sl->ptr);
+        tacio_entry_t e = slot_entry(&p->ring[pos & RING_MASK],
+                                     slot_state(p, pos, memory_order_relaxed));
+        if (!e.kind) {
+            discard_entry(p, e.op);
             continue;
         }
-        tacio_entry_t e = {.op = sl->ptr, .key = sl->key, .bytes = sl->bytes,
-                           .status = sl->status, .kind = TACIO_ENTRY_POSTED};
         stat_add(&p->st.posted, 1);
         stat_add(&p->st.discarded_at_close, 1);
         if (p->discard)

@@ -769,6 +769,12 @@ unsigned tacio__pki_verify_flags(long r)
     }
 }
 
+unsigned tacio__pki_failed_flags(long r)
+{
+    unsigned f = tacio__pki_verify_flags(r);
+    return f ? f : TACIO__PKI_V_OTHER;
+}
+
 struct verify_state {
     unsigned flags;
     long first;
@@ -813,8 +819,7 @@ unsigned tacio__pki_verify(X509_STORE *store, X509 *leaf, STACK_OF(X509) *chain,
     if (r <= 0 && vs.flags == 0) {
         /* Failed without telling the callback (internal error). */
         vs.first = X509_STORE_CTX_get_error(ctx);
-        vs.flags = tacio__pki_verify_flags(vs.first) ? tacio__pki_verify_flags(vs.first)
-                                                     : TACIO__PKI_V_OTHER;
+        vs.flags = tacio__pki_failed_flags(vs.first);
     }
     X509_STORE_CTX_free(ctx);
     if (first_error)

@@ -177,6 +177,11 @@ tacio_status_t tacio__pki_chain_der(X509 *cert, STACK_OF(X509) *chain,
  * Pure. */
 unsigned tacio__pki_verify_flags(long x509_v_result);
 
+/* tacio__pki_failed_flags - flags for a verification known to have failed
+ * with x509_v_result: tacio__pki_verify_flags, or TACIO__PKI_V_OTHER when
+ * that maps to none (X509_V_OK from a check that failed anyway). Pure. */
+unsigned tacio__pki_failed_flags(long x509_v_result);
+
 /* Calls of tacio__pki_verify so far: a test's way to see that a chain the
  * TLS handshake checked is not checked again. */
 extern _Atomic unsigned long tacio__pki_verify_calls;

@@ -571,6 +571,13 @@ static void conn_kill(struct conn *c, struct done *d, tacio_status_t why)
  * enforced; the failed check left its reason on the thread's error queue,
  * where SSL_get_error would find it after a plain WANT_READ and call the
  * connection broken, so it is dropped. */
+static void verdict_reset(struct conn *c)
+{
+    c->hs_verified = false;
+    c->hs_vflags = 0;
+    c->hs_vfirst = X509_V_OK;
+}
+
 static int keep_verdict(int ok, X509_STORE_CTX *x)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -647,7 +654,7 @@ static bool cert_build(struct conn *c)
         long r = SSL_get_verify_result(c->ssl);
         if (!flags && r != X509_V_OK) { /* failed without telling the callback */
             first = r;
-            flags = tacio__pki_verify_flags(r) ? tacio__pki_verify_flags(r) : TACIO__PKI_V_OTHER;
+            flags = tacio__pki_failed_flags(r);
         }
     } else {
         /* A resumed session: the chain was not checked in this handshake. */
@@ -1220,9 +1227,7 @@ static void conn_start(struct listener *l, int fd, const tacio_addr_t *peer)
                 SSL_set_msg_callback(c->ssl, msg_cb);
                 SSL_set_msg_callback_arg(c->ssl, c);
                 SSL_set_app_data(c->ssl, c);
-                c->hs_verified = false;
-                c->hs_vflags = 0;
-                c->hs_vfirst = X509_V_OK;
+                verdict_reset(c);
             } else {
                 if (!c->ssl) {
                     BIO_free(c->rbio);
@@ -2044,9 +2049,7 @@ tacio_status_t tacio_http_receive_client_cert(tacio_http_queue_t *q, uint64_t re
         conn_done(c, &d);
         return sync_result(q, op, TACIO_NOT_FOUND, 0);
     }
-    c->hs_verified = false;
-    c->hs_vflags = 0;
-    c->hs_vfirst = X509_V_OK;
+    verdict_reset(c);
     SSL_set_verify(c->ssl, SSL_VERIFY_PEER, keep_verdict);
     bool ok;
     char rs[512];
