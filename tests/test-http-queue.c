@@ -1152,6 +1152,92 @@ TT_CASE(reuse_port_shares_one_port)
     server_stop();
 }
 
+/* Shared listeners: a queue whose only thread is in a callback takes no new
+ * connection (the free queue takes them all); once the free queue stops
+ * accepting, the other takes them, on the same socket. */
+static atomic_int g_hold_release, g_hold_running;
+static void hold_work(tacio_pool_work_t *w, void *ctx)
+{
+    (void)w;
+    (void)ctx;
+    atomic_store(&g_hold_running, 1);
+    while (!atomic_load(&g_hold_release))
+        tt_sleep_ms(1);
+}
+
+TT_CASE(shared_listeners_go_to_the_free_queue)
+{
+    tacio_http_queue_options_t o = {.share_listeners = true};
+    server_start_ex(&o, "http", 0, 4);
+    tacio_pool_t *pool2;
+    tacio_pool_options_t po = {.min_threads = 1, .max_threads = 1, .concurrency = 1,
+                               .backend = tt_backend()};
+    ASSERT_OK(tacio_pool_create(&pool2, &po));
+    tacio_http_queue_options_t plain = {.log = test_log};
+    tacio_http_queue_t *q2;
+    ASSERT_OK(tacio_http_queue_create(pool2, &plain, on_done, NULL, &q2));
+    ASSERT_EQ_STATUS(tacio_http_queue_share_listeners(q2, g_q), TACIO_INVALID_PARAMETER);
+    ASSERT_OK(tacio_http_queue_close(q2));
+    o.log = test_log;
+    ASSERT_OK(tacio_http_queue_create(pool2, &o, on_done, NULL, &q2));
+    ASSERT_EQ_STATUS(tacio_http_queue_share_listeners(q2, q2), TACIO_INVALID_PARAMETER);
+    ASSERT_EQ_STATUS(tacio_http_queue_share_listeners(NULL, g_q), TACIO_INVALID_PARAMETER);
+    ASSERT_OK(tacio_http_queue_share_listeners(q2, g_q));
+
+    atomic_store(&g_hold_release, 0);
+    atomic_store(&g_hold_running, 0);
+    tacio_pool_work_t *w;
+    ASSERT_OK(tacio_pool_work_create(pool2, hold_work, NULL, NULL, &w));
+    ASSERT_OK(tacio_pool_work_submit(w));
+    while (!atomic_load(&g_hold_running))
+        tt_sleep_ms(1);
+    enum { N = 24 };
+    char body[256];
+    for (int i = 0; i < N; i++) {
+        int fd = connect_port(g_port);
+        if (i % 3 == 0) { /* some are served, end to end */
+            const char *req = "GET /shared HTTP/1.1\r\nHost: x\r\n\r\n";
+            send_all(fd, req, strlen(req));
+            ASSERT_EQ_INT(read_response(fd, body, sizeof body), 200);
+            ASSERT_TRUE(!strcmp(body, "/shared"));
+        }
+        close(fd);
+    }
+    tacio_http_stats_t a, b;
+    for (int i = 0; i < 500; i++) {
+        ASSERT_OK(tacio_http_queue_stats(g_q, &a));
+        if (a.accepted == N)
+            break;
+        tt_sleep_ms(10);
+    }
+    ASSERT_OK(tacio_http_queue_stats(q2, &b));
+    tt_note("q2's thread busy: %llu and %llu of %d connections", (unsigned long long)a.accepted,
+            (unsigned long long)b.accepted, N);
+    ASSERT_EQ_U64(a.accepted, N);
+    ASSERT_EQ_U64(b.accepted, 0);
+    atomic_store(&g_hold_release, 1);
+    ASSERT_OK(tacio_pool_work_close(w, TACIO_POOL_WAIT));
+
+    /* g_q stops accepting; its descriptor closes, the socket still listens. */
+    ASSERT_OK(tacio_http_queue_drain(g_q));
+    for (int i = 0; i < N; i++)
+        close(connect_port(g_port));
+    for (int i = 0; i < 500; i++) {
+        ASSERT_OK(tacio_http_queue_stats(q2, &b));
+        if (b.accepted == N)
+            break;
+        tt_sleep_ms(10);
+    }
+    ASSERT_OK(tacio_http_queue_stats(g_q, &a));
+    tt_note("after draining the first: %llu and %llu", (unsigned long long)a.accepted,
+            (unsigned long long)b.accepted);
+    ASSERT_EQ_U64(b.accepted, N);
+    ASSERT_EQ_U64(a.accepted, N);
+    ASSERT_OK(tacio_http_queue_close(q2));
+    ASSERT_OK(tacio_pool_close(pool2));
+    server_stop();
+}
+
 TT_CASE(tls_many_parallel_clients)
 {
     need_tool("curl");
@@ -1209,6 +1295,7 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(tls12_client_ignoring_renegotiation_times_out, 60),
     TT_ENTRY(response_read_then_closed_is_not_aborted, 60),
     TT_ENTRY(reuse_port_shares_one_port, 30),
+    TT_ENTRY(shared_listeners_go_to_the_free_queue, 60),
     TT_ENTRY(close_cancels_pending_once, 30),
     TT_ENTRY(ipv6_loopback_and_bad_urls, 30),
     TT_ENTRY(curl_tls13_and_tls12_on_demand, 90),

@@ -94,7 +94,12 @@ typedef struct tacio_http_queue_options {
                                        (each on its own pool, typically one
                                        thread each) listen on one address and
                                        the kernel spreads new connections
-                                       among them (tacio-httpd --shards) */
+                                       among them by a hash of the addresses */
+    bool share_listeners;           /* accept by readiness, so that queues sharing
+                                       a listening socket (tacio_http_queue_share_listeners)
+                                       each take new connections only when free:
+                                       whichever is free first takes each one
+                                       (tacio-httpd --shards; docs/http.md "Shards") */
 } tacio_http_queue_options_t;
 
 /* tacio_http_queue_create - a queue whose connections and callbacks run on
@@ -137,6 +142,26 @@ typedef struct tacio_http_tls {
 TACIO_EXTERN tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, const char *url,
                                                      const tacio_http_tls_t *tls,
                                                      uint16_t *port_out);
+
+/* tacio_http_queue_share_listeners - q also accepts on every listening
+ * socket from has now (same addresses, same TLS context and client
+ * certificate mode; later tacio_http_queue_add_url calls on from are not
+ * shared). Each queue holds its own descriptor of the socket: closing or
+ * draining one queue stops its accepting only, and the socket listens until
+ * the last queue sharing it stops. Both queues must have been created with
+ * share_listeners; each then takes a new connection when it is free (a
+ * queue whose threads are all in callbacks leaves it to another), and a
+ * connection stays on the queue that took it. Every queue that is waiting
+ * is woken for each new connection; the losers find none (one accept4 that
+ * fails with EAGAIN each), so keep the number of queues near the number of
+ * CPUs.
+ * RETURN VALUE: TACIO_SUCCESS; TACIO_INVALID_PARAMETER (NULL, q == from, or
+ *   a queue without share_listeners); TACIO_NOT_FOUND (from listens on
+ *   nothing); TACIO_NO_MEMORY or a dup/pool status (nothing is shared then
+ *   from the listener that failed on; those before it are).
+ * THREAD SAFETY: from must not be closed during the call. */
+TACIO_EXTERN tacio_status_t tacio_http_queue_share_listeners(tacio_http_queue_t *q,
+                                                             tacio_http_queue_t *from);
 
 /* tacio_http_queue_close - stop accepting, close every connection, complete
  * every pending operation (TACIO_CANCELLED; their callbacks run before this

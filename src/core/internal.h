@@ -327,6 +327,12 @@ TACIO_INTERNAL void tacio__handle_hold_deliveries(struct tacio_handle *h, void (
                                                   void *ctx);
 /* Entries queued on p and not yet dequeued (a snapshot, for pool sizing). */
 TACIO_INTERNAL unsigned tacio__port_queued(struct tacio_port *p);
+/* Whether entries may be waiting: a lock-free glance (ring not empty, or the
+ * overflow list in use), exact only when nobody posts or takes meanwhile. */
+TACIO_INTERNAL bool tacio__port_has_waiting(struct tacio_port *p);
+/* Whether one more thread could take an entry now: fewer threads run than
+ * the concurrency value allows (threads that declared a block do not run). */
+TACIO_INTERNAL bool tacio__port_has_run_slot(struct tacio_port *p);
 /* tacio_port_blocking_end that waits for a run slot (running below the
  * concurrency value) instead of running over it: the pool's strict cap. */
 TACIO_INTERNAL void tacio__port_blocking_end_wait(struct tacio_port *p);

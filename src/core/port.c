@@ -1035,6 +1035,21 @@ unsigned tacio__port_queued(struct tacio_port *p)
     return n;
 }
 
+bool tacio__port_has_waiting(struct tacio_port *p)
+{
+    return (uint32_t)atomic_load_explicit(&p->rtail, memory_order_relaxed) !=
+               atomic_load_explicit(&p->rhead, memory_order_relaxed) ||
+           atomic_load_explicit(&p->ovf, memory_order_relaxed);
+}
+
+bool tacio__port_has_run_slot(struct tacio_port *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool r = p->running < p->concurrency;
+    pthread_mutex_unlock(&p->lock);
+    return r;
+}
+
 tacio_status_t tacio_port_flush(tacio_port_t *p)
 {
     if (!port_open(p))

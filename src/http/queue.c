@@ -90,7 +90,9 @@ struct acceptor {
 struct listener {
     tacio_http_queue_t *q;
     tacio_pool_io_t *io;
-    SSL_CTX *ctx;                 /* NULL for http */
+    int fd;                       /* the queue's own descriptor of the socket */
+    bool by_poll;                 /* share_listeners: wait for readiness, accept4 ourselves */
+    SSL_CTX *ctx;                 /* NULL for http; shared listeners hold a reference */
     X509_STORE *store;            /* what client certificates verify against */
     tacio_http_client_cert_mode_t mode;
     bool closed;
@@ -1287,38 +1289,85 @@ static void conn_start(struct listener *l, int fd, const tacio_addr_t *peer)
     conn_release(c);
 }
 
-static void accept_loop(struct acceptor *a)
+/* A failed accept or poll. True: the listener is closing and this acceptor
+ * ends (accepts_pending counted down). False: a transient failure (out of
+ * fds, a connection reset before it was accepted) that must never end the
+ * acceptor: we backed off a little, declared as blocking so the pool can run
+ * others, and the caller tries again. */
+static bool acceptor_failed(struct acceptor *a, tacio_status_t st)
 {
     struct listener *l = a->l;
     tacio_http_queue_t *q = l->q;
+    bool closing = st == TACIO_FILE_CLOSED || st == TACIO_PORT_DISCONNECTED ||
+                   st == TACIO_INVALID_HANDLE || st == TACIO_CANCELLED;
+    pthread_mutex_lock(&q->mu);
+    closing = closing || q->closing || l->closed;
+    if (closing) {
+        q->accepts_pending--;
+        pthread_cond_broadcast(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (closing)
+        return true;
+    qlog(q, "accept: %s; retrying", tacio_status_name(st));
+    tacio_pool_blocking_begin();
+    usleep(10000);
+    tacio_pool_blocking_end();
+    return false;
+}
+
+static void accept_loop(struct acceptor *a)
+{
+    struct listener *l = a->l;
     for (;;) {
         tacio_status_t st = tacio_accept(tacio_pool_io_handle(l->io), &a->op, &a->peer);
         if (st == TACIO_PENDING)
             return;
-        if (st == TACIO_SUCCESS) {
+        if (st == TACIO_SUCCESS)
             conn_start(l, (int)a->op.bytes, &a->peer);
+        else if (acceptor_failed(a, st))
+            return;
+    }
+}
+
+/* Shared listeners (share_listeners): every queue waits for the socket to be
+ * readable and takes connections with accept4(2) itself. A queue busy in
+ * callbacks sees the readiness late and finds the backlog empty, so the queue
+ * that is free first takes each new connection, as nginx's workers do with
+ * EPOLLEXCLUSIVE. Pending accepts would be served in the kernel's FIFO order
+ * instead, busy queue or not. A few per wake-up, so that a burst is spread. */
+#define POLL_TAKE 4
+
+static void take_connections(struct acceptor *a)
+{
+    struct listener *l = a->l;
+    for (int i = 0; i < POLL_TAKE; i++) {
+        tacio_addr_t peer;
+        peer.len = sizeof peer.u;
+        int fd = accept4(l->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            conn_start(l, fd, &peer);
             continue;
         }
-        bool closing = st == TACIO_FILE_CLOSED || st == TACIO_PORT_DISCONNECTED ||
-                       st == TACIO_INVALID_HANDLE || st == TACIO_CANCELLED;
-        pthread_mutex_lock(&q->mu);
-        closing = closing || q->closing || l->closed;
-        pthread_mutex_unlock(&q->mu);
-        if (!closing) {
-            /* A transient failure (out of fds, a connection reset before it
-             * was accepted): never let it end the acceptor. Back off a
-             * little, declared as blocking so the pool can run others. */
-            qlog(q, "accept: %s; retrying", tacio_status_name(st));
-            tacio_pool_blocking_begin();
-            usleep(10000);
-            tacio_pool_blocking_end();
+        if (errno == EINTR || errno == ECONNABORTED)
             continue;
-        }
-        pthread_mutex_lock(&q->mu);
-        q->accepts_pending--;
-        pthread_cond_broadcast(&q->cv);
-        pthread_mutex_unlock(&q->mu);
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            acceptor_failed(a, tacio_status_from_errno(errno));
         return;
+    }
+}
+
+static void poll_loop(struct acceptor *a)
+{
+    struct listener *l = a->l;
+    for (;;) {
+        tacio_status_t st = tacio_poll(tacio_pool_io_handle(l->io), &a->op, TACIO_POLL_IN);
+        if (st == TACIO_PENDING)
+            return;
+        if (st == TACIO_SUCCESS)
+            take_connections(a);
+        else if (acceptor_failed(a, st))
+            return;
     }
 }
 
@@ -1328,19 +1377,19 @@ static void on_accept(tacio_pool_io_t *io, void *ctx, tacio_op_t *op, tacio_stat
     (void)io;
     (void)ctx;
     struct acceptor *a = tacio_container_of(op, struct acceptor, op);
-    tacio_http_queue_t *q = a->l->q;
+    struct listener *l = a->l;
     if (st == TACIO_SUCCESS) {
-        conn_start(a->l, (int)bytes, &a->peer);
-    } else if (st == TACIO_CANCELLED || st == TACIO_FILE_CLOSED) {
-        pthread_mutex_lock(&q->mu);
-        q->accepts_pending--;
-        pthread_cond_broadcast(&q->cv);
-        pthread_mutex_unlock(&q->mu);
+        if (l->by_poll)
+            take_connections(a);
+        else
+            conn_start(l, (int)bytes, &a->peer);
+    } else if (acceptor_failed(a, st)) {
         return;
-    } else if (st == TACIO_TOO_MANY_OPENED_FILES) {
-        qlog(q, "accept: %s", tacio_status_name(st));
     }
-    accept_loop(a);
+    if (l->by_poll)
+        poll_loop(a);
+    else
+        accept_loop(a);
 }
 
 /* ---- timer --------------------------------------------------------------------------- */
@@ -1526,6 +1575,40 @@ fail:
     return NULL;
 }
 
+/* Take l (and fd) into q and start its acceptors; on failure both are freed. */
+static tacio_status_t listener_start(tacio_http_queue_t *q, struct listener *l, int fd)
+{
+    l->fd = fd;
+    l->by_poll = q->o.share_listeners;
+    tacio_status_t st = TACIO_SUCCESS;
+    /* accept4 on a blocking socket would wait when another queue won the race. */
+    if (l->by_poll && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+        st = tacio_status_from_errno(errno);
+    if (st == TACIO_SUCCESS)
+        st = tacio_pool_io_open(q->pool, fd, 0, on_accept, l, NULL, &l->io);
+    if (st != TACIO_SUCCESS) {
+        close(fd);
+        SSL_CTX_free(l->ctx);
+        free(l);
+        return st;
+    }
+    int n = l->by_poll ? 1 : N_ACCEPTS;
+    pthread_mutex_lock(&q->mu);
+    l->next = q->listeners;
+    q->listeners = l;
+    q->accepts_pending += (unsigned)n;
+    pthread_mutex_unlock(&q->mu);
+    for (int i = 0; i < n; i++) {
+        l->acc[i].l = l;
+        tacio_op_init(&l->acc[i].op);
+        if (l->by_poll)
+            poll_loop(&l->acc[i]);
+        else
+            accept_loop(&l->acc[i]);
+    }
+    return TACIO_SUCCESS;
+}
+
 tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, const char *url,
                                         const tacio_http_tls_t *tls, uint16_t *port_out)
 {
@@ -1577,26 +1660,55 @@ tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, const char *url,
     getsockname(fd, (struct sockaddr *)&ss, &slen);
     uint16_t port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                                   : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    st = tacio_pool_io_open(q->pool, fd, 0, on_accept, l, NULL, &l->io);
-    if (st != TACIO_SUCCESS) {
-        close(fd);
-        SSL_CTX_free(l->ctx);
-        free(l);
-        return st;
-    }
-    pthread_mutex_lock(&q->mu);
-    l->next = q->listeners;
-    q->listeners = l;
-    q->accepts_pending += N_ACCEPTS;
-    pthread_mutex_unlock(&q->mu);
-    for (int i = 0; i < N_ACCEPTS; i++) {
-        l->acc[i].l = l;
-        tacio_op_init(&l->acc[i].op);
-        accept_loop(&l->acc[i]);
-    }
-    if (port_out)
+    st = listener_start(q, l, fd);
+    if (st == TACIO_SUCCESS && port_out)
         *port_out = port;
-    return TACIO_SUCCESS;
+    return st;
+}
+
+tacio_status_t tacio_http_queue_share_listeners(tacio_http_queue_t *q, tacio_http_queue_t *from)
+{
+    if (!q || !from || q == from || !q->o.share_listeners || !from->o.share_listeners)
+        return TACIO_INVALID_PARAMETER;
+    /* Copied under from's lock (its list may grow meanwhile), started after. */
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&from->mu);
+    for (struct listener *f = from->listeners; f; f = f->next)
+        cap++;
+    struct listener **v = cap ? calloc(cap, sizeof *v) : NULL;
+    tacio_status_t st = cap ? (v ? TACIO_SUCCESS : TACIO_NO_MEMORY) : TACIO_NOT_FOUND;
+    for (struct listener *f = from->listeners; f && st == TACIO_SUCCESS; f = f->next) {
+        if (f->closed)
+            continue;
+        struct listener *l = calloc(1, sizeof *l);
+        int fd = l ? fcntl(f->fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (fd < 0) {
+            st = l ? tacio_status_from_errno(errno) : TACIO_NO_MEMORY;
+            free(l);
+            break;
+        }
+        l->q = q;
+        l->fd = fd;
+        l->ctx = f->ctx;
+        if (l->ctx)
+            SSL_CTX_up_ref(l->ctx);
+        l->store = f->store;
+        l->mode = f->mode;
+        v[n++] = l;
+    }
+    pthread_mutex_unlock(&from->mu);
+    if (st == TACIO_SUCCESS && n == 0)
+        st = TACIO_NOT_FOUND; /* every listener of from is closed */
+    size_t i = 0;
+    for (; i < n && st == TACIO_SUCCESS; i++)
+        st = listener_start(q, v[i], v[i]->fd);
+    for (; i < n; i++) { /* not started after a failure */
+        close(v[i]->fd);
+        SSL_CTX_free(v[i]->ctx);
+        free(v[i]);
+    }
+    free(v);
+    return st;
 }
 
 static void close_listeners(tacio_http_queue_t *q)

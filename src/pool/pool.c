@@ -107,6 +107,9 @@ struct tacio_pool {
     _Atomic int64_t cb_avg_ns;  /* time per callback, moving average over batches */
     _Atomic bool mon_asleep;
     _Atomic bool can_grow;      /* threads < max: only then is the monitor worth waking */
+    _Atomic unsigned nthreads;  /* threads, for lock-free reads */
+    _Atomic unsigned blocked;   /* threads inside tacio_pool_blocking_begin/end */
+    unsigned concurrency;
     _Atomic unsigned close_waiters; /* closes waiting for an object's refs to reach 1 */
     bool stopping;
     pthread_t monitor;
@@ -360,6 +363,7 @@ static bool spawn_locked(struct tacio_pool *pool)
         return false;
     pool->live_used[slot] = true;
     pool->threads++;
+    atomic_store_explicit(&pool->nthreads, pool->threads, memory_order_relaxed);
     atomic_store_explicit(&pool->can_grow, pool->threads < pool->max, memory_order_relaxed);
     if (pool->threads > pool->peak)
         pool->peak = pool->threads;
@@ -386,6 +390,7 @@ static void leave_locked(struct tacio_pool *pool)
         }
     }
     pool->threads--;
+    atomic_store_explicit(&pool->nthreads, pool->threads, memory_order_relaxed);
     atomic_store_explicit(&pool->can_grow, true, memory_order_relaxed);
     pthread_cond_broadcast(&pool->cv);
 }
@@ -419,10 +424,16 @@ static void *worker_main(void *arg)
             break; /* TACIO_ABANDONED: the pool is closing */
         if (idle == 0 && atomic_load_explicit(&pool->can_grow, memory_order_relaxed) &&
             atomic_load_explicit(&pool->mon_asleep, memory_order_relaxed) &&
+            (atomic_load_explicit(&pool->nthreads, memory_order_relaxed) < pool->concurrency ||
+             atomic_load_explicit(&pool->blocked, memory_order_relaxed) > 0) &&
+            tacio__port_has_waiting(pool->port) &&
             atomic_exchange_explicit(&pool->mon_asleep, false, memory_order_relaxed)) {
-            /* Everybody is busy and the pool may grow: the monitor watches
-             * for callbacks that run long while work waits (one signal per
-             * monitor sleep). */
+            /* Everybody is busy, work waits, and the pool may grow into a
+             * run slot: the monitor watches for callbacks that run long
+             * (one signal per monitor sleep). Not otherwise: a pool of one
+             * thread is "all busy" at every dequeue, and waking the monitor
+             * then cost two thread switches each time for nothing. Work
+             * that arrives later is caught by the monitor's 100 ms tick. */
             pthread_mutex_lock(&pool->lock);
             pthread_cond_signal(&pool->mon_cv);
             pthread_mutex_unlock(&pool->lock);
@@ -447,11 +458,29 @@ static void *monitor_main(void *arg)
     struct tacio_pool *pool = arg;
     pthread_mutex_lock(&pool->lock);
     while (!pool->stopping) {
-        if (atomic_load(&pool->idle) > 0 || pool->threads >= pool->max) {
+        bool useless = atomic_load(&pool->idle) > 0 || pool->threads >= pool->max;
+        if (!useless) {
+            /* A thread added while concurrency-many threads run would only
+             * wait for a run slot (the port's rule), waking every few
+             * milliseconds for nothing (tacio-httpd's one-thread shards did
+             * that under load). So this helps a pool with fewer threads than
+             * its concurrency value, or with threads that declared a block. */
+            pthread_mutex_unlock(&pool->lock);
+            useless = !tacio__port_has_run_slot(pool->port);
+            pthread_mutex_lock(&pool->lock);
+        }
+        if (useless) {
             atomic_store(&pool->mon_asleep, true);
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1; /* a safety net; workers signal when all are busy */
+            /* A safety net, for work that arrived after every thread went
+             * into a callback (workers signal only when work waits as they
+             * start one). */
+            ts.tv_nsec += 100 * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
             pthread_cond_timedwait(&pool->mon_cv, &pool->lock, &ts);
             atomic_store(&pool->mon_asleep, false);
             continue;
@@ -470,9 +499,9 @@ static void *monitor_main(void *arg)
         if (atomic_load(&pool->idle) == 0 && atomic_load(&pool->progress) == before &&
             pool->threads < pool->max) {
             pthread_mutex_unlock(&pool->lock);
-            unsigned queued = tacio__port_queued(pool->port);
+            bool want = tacio__port_queued(pool->port) && tacio__port_has_run_slot(pool->port);
             pthread_mutex_lock(&pool->lock);
-            if (queued)
+            if (want)
                 spawn_locked(pool);
         }
     }
@@ -486,6 +515,7 @@ void tacio_pool_blocking_begin(void)
     if (!pool || me.blocked)
         return;
     me.blocked = true;
+    atomic_fetch_add_explicit(&pool->blocked, 1, memory_order_relaxed);
     tacio_port_blocking_begin(pool->port);
     if (atomic_load(&pool->idle) == 0) {
         pthread_mutex_lock(&pool->lock);
@@ -501,6 +531,7 @@ void tacio_pool_blocking_end(void)
     if (!pool || !me.blocked)
         return;
     me.blocked = false;
+    atomic_fetch_sub_explicit(&pool->blocked, 1, memory_order_relaxed);
     tacio__port_blocking_end_wait(pool->port);
 }
 
@@ -536,6 +567,7 @@ tacio_status_t tacio_pool_create(tacio_pool_t **out, const tacio_pool_options_t 
         free(pool);
         return TACIO_NO_MEMORY;
     }
+    pool->concurrency = conc;
     tacio_port_options_t po = {.concurrency = conc, .backend = o.backend};
     tacio_status_t st = tacio_port_create_ex(&pool->port, &po);
     if (st != TACIO_SUCCESS) {

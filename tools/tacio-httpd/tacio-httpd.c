@@ -521,6 +521,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D] [--pki-key ec|rsa]\n"
             "  [--client-cert none|required|on-demand] [--root DIR] [--threads N] [--shards N]\n"
+            "  [--shard-accept idle|hash]\n"
             "  [--max-head N] [--max-body N] [--max-target N] [--max-conns N]\n"
             "  [--request-timeout-ms N] [--idle-timeout-ms N] [--handshake-timeout-ms N]\n"
             "  [--log clf|json|none] [--shutdown-deadline-ms N] [--port-file F]\n");
@@ -534,6 +535,7 @@ int main(int argc, char **argv)
     const char *cert = NULL, *key = NULL, *ca = NULL, *pki_dir = NULL, *port_file = NULL;
     tacio_http_client_cert_mode_t mode = TACIO_HTTP_CLIENT_CERT_ON_DEMAND;
     unsigned threads = 2, deadline_ms = 5000, want_shards = 0;
+    bool accept_idle = true;
     tacio__pki_key_type_t key_type = TACIO__PKI_EC_P256;
     tacio_http_queue_options_t qo = {.log = log_line};
     for (int i = 1; i < argc; i++) {
@@ -556,6 +558,11 @@ int main(int argc, char **argv)
         else if (ARG("--port-file")) port_file = v;
         else if (ARG("--threads")) threads = (unsigned)atoi(v);
         else if (ARG("--shards")) want_shards = (unsigned)atoi(v);
+        else if (ARG("--shard-accept")) {
+            if (!strcmp(v, "idle")) accept_idle = true;
+            else if (!strcmp(v, "hash")) accept_idle = false;
+            else usage();
+        }
         else if (ARG("--max-head")) qo.max_head = (uint32_t)atol(v);
         else if (ARG("--max-body")) qo.max_body = (uint64_t)atoll(v);
         else if (ARG("--max-target")) qo.max_target = (uint32_t)atol(v);
@@ -637,7 +644,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "tacio-httpd: out of memory\n");
         return 1;
     }
-    qo.reuse_port = n_shards > 1;
+    /* idle: the shards share each listening socket and the one that is free
+     * takes a new connection; hash: each binds its own with SO_REUSEPORT and
+     * the kernel picks by a hash of the addresses (docs/http.md "Shards"). */
+    qo.share_listeners = n_shards > 1 && accept_idle;
+    qo.reuse_port = n_shards > 1 && !accept_idle;
     /* --max-conns is the whole server's: each shard gets its share. */
     if (qo.max_connections)
         qo.max_connections = (qo.max_connections + n_shards - 1) / n_shards;
@@ -671,7 +682,7 @@ int main(int argc, char **argv)
          * for any). */
         char bound[512];
         snprintf(bound, sizeof bound, "%.*s:%u/", (int)(colon - urls[i]), urls[i], port);
-        for (unsigned k = 1; k < n_shards; k++) {
+        for (unsigned k = 1; k < n_shards && !qo.share_listeners; k++) {
             if ((st = tacio_http_queue_add_url(shards[k].q, bound, &tls, NULL)) != TACIO_SUCCESS) {
                 fprintf(stderr, "tacio-httpd: listen %s (shard %u): %s\n", bound, k,
                         tacio_status_name(st));
@@ -688,6 +699,13 @@ int main(int argc, char **argv)
                    "  curl --cacert %s/ca.pem --cert %s/client-chain.pem --key %s/client.key https://localhost:%u/whoami\n"
                    "  curl --cacert %s/ca.pem https://localhost:%u/metrics\n",
                    dir, port, dir, port, dir, dir, dir, port, dir, port);
+        }
+    }
+    for (unsigned k = 1; k < n_shards && qo.share_listeners; k++) {
+        if ((st = tacio_http_queue_share_listeners(shards[k].q, shards[0].q)) != TACIO_SUCCESS) {
+            fprintf(stderr, "tacio-httpd: shard %u: sharing the listeners: %s\n", k,
+                    tacio_status_name(st));
+            return 1;
         }
     }
     if (port_file) {
