@@ -440,10 +440,10 @@ https: keep-alive req/s, ECDSA P-256|https|keepalive|rps|req/s|hi|tacio-httpd|ng
 https: full handshakes/s, ECDSA P-256|https|hs-ecdsa|rps|hs/s|hi|tacio-httpd|nginx|nginx|1.0|-
 https: full handshakes/s, RSA-2048|https|hs-rsa|rps|hs/s|hi|tacio-httpd|nginx|nginx|1.0|-
 https: full handshakes/s, required client cert|https|hs-ecdsa-cert|rps|hs/s|hi|tacio-httpd|nginx|nginx|-|-
-https: keep-alive req/s, tacio-httpd --shards CPUs|https|keepalive|rps|req/s|hi|tacio-shards|nginx|nginx|1.0|-
-https: full handshakes/s, ECDSA P-256, --shards CPUs|https|hs-ecdsa|rps|hs/s|hi|tacio-shards|nginx|nginx|1.0|-
-https: full handshakes/s, RSA-2048, --shards CPUs|https|hs-rsa|rps|hs/s|hi|tacio-shards|nginx|nginx|1.0|-
-https: full handshakes/s, required client cert, --shards CPUs|https|hs-ecdsa-cert|rps|hs/s|hi|tacio-shards|nginx|nginx|-|-
+https: keep-alive req/s, tacio-httpd --shards 1|https|keepalive|rps|req/s|hi|tacio-1pool|nginx|nginx|1.0|-
+https: full handshakes/s, ECDSA P-256, --shards 1|https|hs-ecdsa|rps|hs/s|hi|tacio-1pool|nginx|nginx|1.0|-
+https: full handshakes/s, RSA-2048, --shards 1|https|hs-rsa|rps|hs/s|hi|tacio-1pool|nginx|nginx|1.0|-
+https: full handshakes/s, required client cert, --shards 1|https|hs-ecdsa-cert|rps|hs/s|hi|tacio-1pool|nginx|nginx|-|-
 EOF
 } >"$spec"
 

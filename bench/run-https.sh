@@ -3,22 +3,24 @@
 #
 #   bench/run-https.sh [--quick] [--reps N] [--stamp STAMP] [--out RAW.csv]
 #
-# Cases (each run interleaved tacio-httpd, tacio-httpd --shards CPUs, nginx, ..., medians of
+# Cases (each run interleaved tacio-httpd, tacio-httpd --shards 1, nginx, ..., medians of
 # --reps):
 #   keepalive       wrk, 32 keep-alive connections, GET /healthz (3 bytes), ECDSA P-256
 #   hs-ecdsa        full TLS 1.3 handshakes/s: openssl s_time -new, one process per CPU
 #   hs-rsa          the same with an RSA-2048 server key
 #   hs-ecdsa-cert   the same as hs-ecdsa with a required client certificate (both servers
 #                   verify it against the development CA)
-# Servers: tacio-httpd --threads <CPUs> (one pool), the same with --shards <CPUs> (a pool of
-# one thread per CPU, connections spread by SO_REUSEPORT: docs/http.md "Shards"), nginx
+# Servers: tacio-httpd --threads <CPUs> (its default: one shard, a pool of one thread, per
+# CPU, sharing the listening socket so the free shard takes each new connection:
+# docs/http.md "Shards"), the same with --shards 1 (one pool of <CPUs> threads), nginx
 # with worker_processes <CPUs> (1 per core),
 # access logs off, both on 127.0.0.1 on ports bound at run time.
 #
 # Appends rows "timestamp,benchmark,case,impl,rep,metric,value" (benchmark https, impl
-# tacio-httpd, tacio-shards or nginx, metric rps) to --out (the run-all.sh raw format) and prints a
+# tacio-httpd, tacio-1pool or nginx, metric rps; until 2026-12-03 the default was one pool
+# and tacio-shards named --shards <CPUs>) to --out (the run-all.sh raw format) and prints a
 # table with the ratios tacio/nginx and, for the client-certificate mode, tacio's own
-# hs-ecdsa-cert / hs-ecdsa (target: >= 0.8).
+# hs-ecdsa-cert / hs-ecdsa (target: >= 0.8), with nginx's own for comparison.
 #
 # Installs from Debian when missing, and says so: nginx (its service start is
 # suppressed with a temporary policy-rc.d, so it never listens on port 80) and wrk.
@@ -175,11 +177,11 @@ row() { # case impl rep value
 run_case() { # case kt mode kind
 	local c=$1 kt=$2 mode=$3 kind=$4 r impl v
 	for r in $(seq "$reps"); do
-		for impl in tacio-httpd tacio-shards nginx; do
+		for impl in tacio-httpd tacio-1pool nginx; do
 			case $impl in
 			nginx) start_nginx "$kt" "$mode" ;;
-			tacio-httpd) start_tacio "$kt" "$mode" 1 ;;
-			tacio-shards) start_tacio "$kt" "$mode" "$ncpu" ;;
+			tacio-httpd) start_tacio "$kt" "$mode" "$ncpu" ;;
+			tacio-1pool) start_tacio "$kt" "$mode" 1 ;;
 			esac
 			case $kind in
 			ka) v=$(keepalive) ;;
@@ -206,17 +208,17 @@ function median(list,   n, a, i, j, t) {
 }
 { v[$1, $2] = v[$1, $2] " " $4; cases[$1] = 1 }
 END {
-	printf "%-16s %12s %12s %12s %9s %9s\n", "case", "tacio-httpd", "--shards", "nginx", "ratio", "shards"
+	printf "%-16s %12s %12s %12s %9s %9s\n", "case", "tacio-httpd", "--shards 1", "nginx", "ratio", "1 pool"
 	split("keepalive hs-ecdsa hs-rsa hs-ecdsa-cert", order, " ")
 	for (k = 1; k <= 4; k++) {
 		c = order[k]
 		if (!(c in cases)) continue
-		t = median(v[c, "tacio-httpd"]); s = median(v[c, "tacio-shards"]); n = median(v[c, "nginx"])
-		m[c] = t; ms[c] = s
+		t = median(v[c, "tacio-httpd"]); s = median(v[c, "tacio-1pool"]); n = median(v[c, "nginx"])
+		m[c] = t; ms[c] = s; mn[c] = n
 		printf "%-16s %12.0f %12.0f %12.0f %8.2fx %8.2fx  (target >= 1.0x)\n", c, t, s, n,
 			(n > 0 ? t / n : 0), (n > 0 ? s / n : 0)
 	}
 	if (m["hs-ecdsa"] > 0 && ms["hs-ecdsa"] > 0)
-		printf "client-certificate mode, hs-ecdsa-cert / hs-ecdsa: tacio-httpd %.2f, --shards %.2f (target >= 0.80)\n",
-			m["hs-ecdsa-cert"] / m["hs-ecdsa"], ms["hs-ecdsa-cert"] / ms["hs-ecdsa"]
+		printf "client-certificate mode, hs-ecdsa-cert / hs-ecdsa: tacio-httpd %.2f, --shards 1 %.2f, nginx %.2f (target >= 0.80)\n",
+			m["hs-ecdsa-cert"] / m["hs-ecdsa"], ms["hs-ecdsa-cert"] / ms["hs-ecdsa"], mn["hs-ecdsa-cert"] / mn["hs-ecdsa"]
 }' "$tmp/results"

@@ -1045,8 +1045,11 @@ static void tls_input(struct conn *c, struct done *d)
         }
         c->hs_done = true;
         atomic_fetch_add_explicit(&q->n.handshakes, 1, memory_order_relaxed);
+        /* Laid out when the application first asks for it: a chain's DER,
+         * names and fingerprint cost a required-mode handshake about a
+         * tenth of a millisecond, for connections that may never ask. */
         if (SSL_get0_peer_certificate(c->ssl))
-            cert_build(c);
+            c->cert_state = CERT_HAVE;
         c->state = C_IDLE;
         atomic_store_explicit(&c->deadline, ms_from_now(q->o.idle_timeout_ms), memory_order_relaxed);
         c->deadline_why = "idle";
@@ -2142,6 +2145,11 @@ tacio_status_t tacio_http_receive_client_cert(tacio_http_queue_t *q, uint64_t re
     op->request_id = request_id;
     switch (c->cert_state) {
     case CERT_HAVE:
+        if (!c->cert_blob && !cert_build(c)) {
+            c->cert_state = CERT_ABSENT;
+            conn_done(c, &d);
+            return sync_result(q, op, TACIO_NOT_FOUND, 0);
+        }
         st = cert_copy(c, buf, len);
         {
             size_t size = c->cert_size;

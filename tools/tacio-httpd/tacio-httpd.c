@@ -3,7 +3,8 @@
  *   tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D]
  *               [--pki-key ec|rsa]  (key type of a development set created now)
  *               [--client-cert none|required|on-demand] [--root DIR]
- *               [--threads N] [--shards N]  (default 1: one pool for all)
+ *               [--threads N] [--shards N]  (default: one shard per thread)
+ *               [--shard-accept idle|hash]
  *               [--max-head N] [--max-body N] [--max-target N]
  *               [--max-conns N] [--request-timeout-ms N] [--idle-timeout-ms N]
  *               [--handshake-timeout-ms N] [--log clf|json|none]
@@ -73,11 +74,11 @@ struct task {
     char *resp;            /* response body we built (freed at the end) */
 };
 
-/* A shard: a queue on its own pool. With several, each listens on the same
- * addresses with SO_REUSEPORT and the kernel spreads connections among
- * them, so a connection's completions are issued and reaped by the same
- * thread, as with nginx's one worker per core: cheaper per TLS handshake,
- * dearer per keep-alive request (docs/http.md, "Shards"). */
+/* A shard: a queue on its own pool. With several, they share each listening
+ * socket and the shard that is free takes a new connection (or, with
+ * --shard-accept hash, each binds its own with SO_REUSEPORT and the kernel
+ * picks), so a connection's completions are issued and reaped by the same
+ * thread, as with nginx's one worker per core (docs/http.md, "Shards"). */
 enum { MAX_SHARDS = 64, N_RX = 32 };
 struct shard {
     tacio_pool_t *pool;
@@ -585,8 +586,9 @@ int main(int argc, char **argv)
     }
     if (threads < 1 || threads > 256)
         usage();
-    /* Default: one pool for every connection (docs/http.md, "Shards"). */
-    n_shards = want_shards ? want_shards : 1;
+    /* Default: one shard per thread (docs/http.md, "Shards"); capped at
+     * MAX_SHARDS, the threads shared out among them. */
+    n_shards = want_shards ? want_shards : (threads < MAX_SHARDS ? threads : MAX_SHARDS);
     if (n_shards < 1 || n_shards > MAX_SHARDS || n_shards > threads) {
         fprintf(stderr, "tacio-httpd: --shards must be 1..%u and at most --threads (%u)\n",
                 threads < MAX_SHARDS ? threads : MAX_SHARDS, threads);
