@@ -1109,6 +1109,27 @@ TT_CASE(response_read_then_closed_is_not_aborted)
     pki_cleanup();
 }
 
+/* A second pool of one running thread, for a second queue. */
+static tacio_pool_t *second_pool(unsigned max_threads)
+{
+    tacio_pool_t *pool;
+    tacio_pool_options_t po = {.min_threads = 1, .max_threads = max_threads, .concurrency = 1,
+                               .backend = tt_backend()};
+    ASSERT_OK(tacio_pool_create(&pool, &po));
+    return pool;
+}
+
+/* Wait up to 5 s for q to have accepted n connections; its stats in *s. */
+static void wait_accepted(tacio_http_queue_t *q, uint64_t n, tacio_http_stats_t *s)
+{
+    for (int i = 0; i < 500; i++) {
+        ASSERT_OK(tacio_http_queue_stats(q, s));
+        if (s->accepted >= n)
+            return;
+        tt_sleep_ms(10);
+    }
+}
+
 /* reuse_port: two queues, each on its own pool, listen on one port and the
  * kernel spreads connections between them (tacio-httpd --shards). Without
  * the option the second bind fails. */
@@ -1116,10 +1137,7 @@ TT_CASE(reuse_port_shares_one_port)
 {
     tacio_http_queue_options_t o = {.reuse_port = true};
     server_start_ex(&o, "http", 0, 4);
-    tacio_pool_t *pool2;
-    tacio_pool_options_t po = {.min_threads = 1, .max_threads = 2, .concurrency = 1,
-                               .backend = tt_backend()};
-    ASSERT_OK(tacio_pool_create(&pool2, &po));
+    tacio_pool_t *pool2 = second_pool(2);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", g_port);
     tacio_http_queue_options_t plain = {.log = test_log};
@@ -1169,10 +1187,7 @@ TT_CASE(shared_listeners_go_to_the_free_queue)
 {
     tacio_http_queue_options_t o = {.share_listeners = true};
     server_start_ex(&o, "http", 0, 4);
-    tacio_pool_t *pool2;
-    tacio_pool_options_t po = {.min_threads = 1, .max_threads = 1, .concurrency = 1,
-                               .backend = tt_backend()};
-    ASSERT_OK(tacio_pool_create(&pool2, &po));
+    tacio_pool_t *pool2 = second_pool(1); /* never grows past its held thread */
     tacio_http_queue_options_t plain = {.log = test_log};
     tacio_http_queue_t *q2;
     ASSERT_OK(tacio_http_queue_create(pool2, &plain, on_done, NULL, &q2));
@@ -1204,12 +1219,7 @@ TT_CASE(shared_listeners_go_to_the_free_queue)
         close(fd);
     }
     tacio_http_stats_t a, b;
-    for (int i = 0; i < 500; i++) {
-        ASSERT_OK(tacio_http_queue_stats(g_q, &a));
-        if (a.accepted == N)
-            break;
-        tt_sleep_ms(10);
-    }
+    wait_accepted(g_q, N, &a);
     ASSERT_OK(tacio_http_queue_stats(q2, &b));
     tt_note("q2's thread busy: %llu and %llu of %d connections", (unsigned long long)a.accepted,
             (unsigned long long)b.accepted, N);
@@ -1222,12 +1232,7 @@ TT_CASE(shared_listeners_go_to_the_free_queue)
     ASSERT_OK(tacio_http_queue_drain(g_q));
     for (int i = 0; i < N; i++)
         close(connect_port(g_port));
-    for (int i = 0; i < 500; i++) {
-        ASSERT_OK(tacio_http_queue_stats(q2, &b));
-        if (b.accepted == N)
-            break;
-        tt_sleep_ms(10);
-    }
+    wait_accepted(q2, N, &b);
     ASSERT_OK(tacio_http_queue_stats(g_q, &a));
     tt_note("after draining the first: %llu and %llu", (unsigned long long)a.accepted,
             (unsigned long long)b.accepted);

@@ -556,6 +556,38 @@ TT_CASE(grows_when_busy_shrinks_when_idle)
     ASSERT_OK(tacio_pool_close(pool));
 }
 
+static _Atomic unsigned g_spin20_done;
+static void spin20_call(void *ctx)
+{
+    (void)ctx;
+    uint64_t end = tt_now_ns() + 20000000;
+    while (tt_now_ns() < end)
+        ;
+    atomic_fetch_add(&g_spin20_done, 1);
+}
+
+/* Long callbacks that keep their CPU, as many as the concurrency value: a
+ * thread added now could take nothing (the port lets concurrency-many run)
+ * and would only wake every 2 ms, so the pool adds none, however long they
+ * run (docs/pool.md "Growing"). */
+TT_CASE(no_thread_added_that_could_not_run)
+{
+    tacio_pool_t *pool = mkpool(1, 4, 1, 1000);
+    atomic_store(&g_spin20_done, 0);
+    /* Twice: the first batch teaches the pool that callbacks are long, so
+     * that in the second each is dequeued alone and the rest wait queued. */
+    for (unsigned round = 1; round <= 2; round++) {
+        for (unsigned i = 0; i < 12; i++)
+            ASSERT_OK(tacio_pool_submit(pool, spin20_call, NULL));
+        wait_for(&g_spin20_done, 12 * round, 10000, "12 spinning calls");
+    }
+    tacio_pool_info_t info;
+    ASSERT_OK(tacio_pool_info(pool, &info));
+    tt_note("2 x 12 callbacks of 20 ms on CPU, concurrency 1: peak %u threads", info.peak_threads);
+    ASSERT_EQ_INT(info.peak_threads, 1);
+    ASSERT_OK(tacio_pool_close(pool));
+}
+
 /* A pool thread that leaves (idle) with receives it started still pending
  * does not cancel them: they complete with their data. */
 static tacio_handle_t *g_leave_h;
@@ -744,6 +776,7 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(concurrency_caps_running_blocked_let_others_through, 60),
     TT_ENTRY(concurrency_caps_unblocked_callbacks, 60),
     TT_ENTRY(grows_when_busy_shrinks_when_idle, 60),
+    TT_ENTRY(no_thread_added_that_could_not_run, 60),
     TT_ENTRY(leaving_thread_keeps_its_io, 60),
     TT_ENTRY(group_close_waits_and_reports, 60),
     TT_ENTRY(group_and_pool_close_without_cancel, 60),

@@ -1341,10 +1341,15 @@ static void accept_loop(struct acceptor *a)
  * instead, busy queue or not. A few per wake-up, so that a burst is spread. */
 #define POLL_TAKE 4
 
-static void take_connections(struct acceptor *a)
+/* False when the acceptor ended (see acceptor_failed). */
+static bool take_connections(struct acceptor *a)
 {
     struct listener *l = a->l;
     for (int i = 0; i < POLL_TAKE; i++) {
+        /* A draining queue would refuse them: leave them to the queues
+         * that still accept on this socket. */
+        if (atomic_load_explicit(&l->q->draining, memory_order_relaxed))
+            return !acceptor_failed(a, TACIO_CANCELLED);
         tacio_addr_t peer;
         peer.len = sizeof peer.u;
         int fd = accept4(l->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1355,9 +1360,10 @@ static void take_connections(struct acceptor *a)
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            acceptor_failed(a, tacio_status_from_errno(errno));
-        return;
+            return !acceptor_failed(a, tacio_status_from_errno(errno));
+        break;
     }
+    return true;
 }
 
 static void poll_loop(struct acceptor *a)
@@ -1367,9 +1373,7 @@ static void poll_loop(struct acceptor *a)
         tacio_status_t st = tacio_poll(tacio_pool_io_handle(l->io), &a->op, TACIO_POLL_IN);
         if (st == TACIO_PENDING)
             return;
-        if (st == TACIO_SUCCESS)
-            take_connections(a);
-        else if (acceptor_failed(a, st))
+        if (st == TACIO_SUCCESS ? !take_connections(a) : acceptor_failed(a, st))
             return;
     }
 }
@@ -1382,10 +1386,10 @@ static void on_accept(tacio_pool_io_t *io, void *ctx, tacio_op_t *op, tacio_stat
     struct acceptor *a = tacio_container_of(op, struct acceptor, op);
     struct listener *l = a->l;
     if (st == TACIO_SUCCESS) {
-        if (l->by_poll)
-            take_connections(a);
-        else
+        if (!l->by_poll)
             conn_start(l, (int)bytes, &a->peer);
+        else if (!take_connections(a))
+            return;
     } else if (acceptor_failed(a, st)) {
         return;
     }
