@@ -193,8 +193,11 @@ TT_CASE(first_run_routes_and_shutdown)
 
 TT_CASE(sigterm_lets_inflight_finish)
 {
-    /* Two shards: the drain and the deadline hold across both. */
-    start("--log json --shutdown-deadline-ms 3000 --shards 2 --listen http://127.0.0.1:0/");
+    /* Two shards, each on its own SO_REUSEPORT socket (the default, shared
+     * listeners, runs in first_run_routes_and_shutdown): the drain and the
+     * deadline hold across both. */
+    start("--log json --shutdown-deadline-ms 3000 --shards 2 --shard-accept hash "
+          "--listen http://127.0.0.1:0/");
     char p[64];
     char path[300];
     snprintf(path, sizeof path, "%s/port", g_dir);
