@@ -157,8 +157,9 @@ TACIO_EXTERN tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, cons
  * CPUs.
  * RETURN VALUE: TACIO_SUCCESS; TACIO_INVALID_PARAMETER (NULL, q == from, or
  *   a queue without share_listeners); TACIO_NOT_FOUND (from listens on
- *   nothing); TACIO_NO_MEMORY or a dup/pool status (nothing is shared then
- *   from the listener that failed on; those before it are).
+ *   nothing); TACIO_NO_MEMORY or a dup/pool status: a failure while copying
+ *   (memory, dup) shares nothing; a failure starting one listener (pool)
+ *   leaves those started before it shared, and none after it.
  * THREAD SAFETY: from must not be closed during the call. */
 TACIO_EXTERN tacio_status_t tacio_http_queue_share_listeners(tacio_http_queue_t *q,
                                                              tacio_http_queue_t *from);

@@ -1582,6 +1582,14 @@ fail:
     return NULL;
 }
 
+/* A listener never started: its descriptor, its TLS context reference, itself. */
+static void listener_discard(struct listener *l)
+{
+    close(l->fd);
+    SSL_CTX_free(l->ctx);
+    free(l);
+}
+
 /* Take l (and fd) into q and start its acceptors; on failure both are freed. */
 static tacio_status_t listener_start(tacio_http_queue_t *q, struct listener *l, int fd)
 {
@@ -1594,9 +1602,7 @@ static tacio_status_t listener_start(tacio_http_queue_t *q, struct listener *l, 
     if (st == TACIO_SUCCESS)
         st = tacio_pool_io_open(q->pool, fd, 0, on_accept, l, NULL, &l->io);
     if (st != TACIO_SUCCESS) {
-        close(fd);
-        SSL_CTX_free(l->ctx);
-        free(l);
+        listener_discard(l);
         return st;
     }
     int n = l->by_poll ? 1 : N_ACCEPTS;
@@ -1709,11 +1715,8 @@ tacio_status_t tacio_http_queue_share_listeners(tacio_http_queue_t *q, tacio_htt
     size_t i = 0;
     for (; i < n && st == TACIO_SUCCESS; i++)
         st = listener_start(q, v[i], v[i]->fd);
-    for (; i < n; i++) { /* not started after a failure */
-        close(v[i]->fd);
-        SSL_CTX_free(v[i]->ctx);
-        free(v[i]);
-    }
+    for (; i < n; i++) /* not started after a failure */
+        listener_discard(v[i]);
     free(v);
     return st;
 }
