@@ -220,7 +220,13 @@ TACIO_EXTERN tacio_status_t tacio_fsync(tacio_handle_t *h, tacio_op_t *op, int d
  * not take a receive's or send's turn on a stream. events must be
  * TACIO_POLL_IN, TACIO_POLL_OUT or both (on the epoll backend "both" wakes
  * on readability edges only, and reports writability seen then). Not on
- * files (TACIO_INVALID_DEVICE_REQUEST): they are always ready. */
+ * files (TACIO_INVALID_DEVICE_REQUEST): they are always ready.
+ * A poll for writability, and one for readability on a new handle or after a
+ * receive that filled its buffer, first asks poll(2) with no wait, so a ready
+ * fd returns TACIO_SUCCESS at once with no completion. A readability poll
+ * after a receive or poll that found nothing goes straight to the backend
+ * (the fd was just drained, so poll(2) would most likely find nothing again):
+ * it returns TACIO_PENDING and completes once, at once if the fd is ready. */
 TACIO_EXTERN tacio_status_t tacio_poll(tacio_handle_t *h, tacio_op_t *op, unsigned events);
 
 /* tacio_cancel - ask that a pending operation end early (CancelIoEx).

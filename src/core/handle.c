@@ -1,7 +1,7 @@
 /* handle.c - wrapping fds, and closing them only when no operation in the
  * kernel can still resolve the number. */
 #include <errno.h>
-#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -58,8 +58,36 @@ bool tacio__handle_valid(const struct tacio_handle *h)
     return h && h->magic == HANDLE_MAGIC && h->type != H_TIMER;
 }
 
+static tacio_status_t classify_socket(int fd, int type, struct tacio_handle *h)
+{
+    if (type == SOCK_STREAM || type == SOCK_SEQPACKET) {
+        h->type = H_STREAM;
+        h->seqpacket = type == SOCK_SEQPACKET;
+        return TACIO_SUCCESS;
+    }
+    if (type == SOCK_DGRAM) {
+        h->type = H_DGRAM;
+        return TACIO_SUCCESS;
+    }
+    tacio__set_error("fd %d is a socket of type %d; tacio supports stream, datagram "
+                     "and seqpacket sockets", fd, type);
+    return TACIO_NOT_SUPPORTED;
+}
+
 static tacio_status_t classify(int fd, struct tacio_handle *h)
 {
+    /* Sockets first, with one call: a server opens one handle per accepted
+     * connection, and fstat(2) would be a second syscall in every accept. */
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+        return classify_socket(fd, type, h);
+    if (errno == EBADF) {
+        tacio__set_error("fd %d: %s", fd, strerror(errno));
+        return TACIO_INVALID_HANDLE;
+    }
+    if (errno != ENOTSOCK)
+        return tacio_status_from_errno(errno);
     struct stat sb;
     if (fstat(fd, &sb) < 0) {
         tacio__set_error("fstat(%d): %s", fd, strerror(errno));
@@ -72,24 +100,6 @@ static tacio_status_t classify(int fd, struct tacio_handle *h)
     if (S_ISFIFO(sb.st_mode)) {
         h->type = H_PIPE;
         return TACIO_SUCCESS;
-    }
-    if (S_ISSOCK(sb.st_mode)) {
-        int type = 0;
-        socklen_t len = sizeof type;
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-            return tacio_status_from_errno(errno);
-        if (type == SOCK_STREAM || type == SOCK_SEQPACKET) {
-            h->type = H_STREAM;
-            h->seqpacket = type == SOCK_SEQPACKET;
-            return TACIO_SUCCESS;
-        }
-        if (type == SOCK_DGRAM) {
-            h->type = H_DGRAM;
-            return TACIO_SUCCESS;
-        }
-        tacio__set_error("fd %d is a socket of type %d; tacio supports stream, datagram "
-                         "and seqpacket sockets", fd, type);
-        return TACIO_NOT_SUPPORTED;
     }
     const char *what = S_ISDIR(sb.st_mode) ? "a directory"
                        : S_ISCHR(sb.st_mode) ? "a character device"
@@ -128,8 +138,10 @@ tacio_status_t tacio_handle_open(tacio_port_t *port, int fd, uint64_t key, unsig
         return st;
     }
     if (h->type != H_FILE) {
-        int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        /* FIONBIO sets O_NONBLOCK in one call, where fcntl needs a
+         * read-modify-write of two. */
+        int on = 1;
+        if (ioctl(fd, FIONBIO, &on) < 0) {
             st = tacio_status_from_errno(errno);
             handle_free(h);
             return st;

@@ -27,7 +27,13 @@ static bool try_first(struct tacio_handle *h, tacio_op_t *op)
     case K_CONNECT:
         return true; /* connect() itself starts the connection */
     case K_POLL:
-        return true; /* one poll(2) with no wait: ready fds end at once */
+        /* One poll(2) with no wait ends a ready fd at once. For readability,
+         * only while the receive hint says data may be waiting: a server that
+         * drained its listener to EAGAIN and polls again would otherwise pay
+         * a poll(2) that finds nothing in every wake-up. The kernel's poll
+         * completes at once anyway when the fd is ready. */
+        return (op->priv_arg & TACIO_POLL_OUT) ||
+               (atomic_load_explicit(&h->hints, memory_order_relaxed) & HINT_RX_TRY);
     case K_SEND:
     case K_SENDTO:
     case K_WRITE:
@@ -53,7 +59,8 @@ static bool try_first(struct tacio_handle *h, tacio_op_t *op)
 static void clear_rx_hint(struct tacio_handle *h, tacio_op_t *op)
 {
     unsigned k = op_kind(op);
-    if (k == K_RECV || k == K_RECVFROM || k == K_READ || k == K_ACCEPT)
+    if (k == K_RECV || k == K_RECVFROM || k == K_READ || k == K_ACCEPT ||
+        (k == K_POLL && !(op->priv_arg & TACIO_POLL_OUT)))
         atomic_fetch_and_explicit(&h->hints, ~HINT_RX_TRY, memory_order_relaxed);
 }
 

@@ -43,8 +43,10 @@ void tacio__map_result(tacio_op_t *op, long res, tacio_status_t *st, uint64_t *b
         *st = TACIO_SUCCESS;
         return;
     case K_POLL:
+        /* The revents mask, as poll(2) gives it: io_uring also reports
+         * POLLRDHUP, unasked, which the epoll backend's poll(2) never does. */
         *st = TACIO_SUCCESS;
-        *bytes = (uint64_t)res; /* the revents mask */
+        *bytes = (uint64_t)res & (op->priv_arg | POLLERR | POLLHUP | POLLNVAL);
         return;
     default:
         break;
