@@ -960,6 +960,108 @@ TT_CASE(required_mode)
     pki_cleanup();
 }
 
+/* One GET /whoami over its own connection, resuming *sess when set; *sess
+ * becomes the connection's session (with the tickets its response carried).
+ * Returns whether the handshake resumed. */
+static bool ssl_interrupted(SSL *ssl, int r);
+
+/* The last session a client got a ticket (or, TLS 1.2, an id) for: in TLS 1.3
+ * the session the connection holds is not the one its tickets made. */
+static SSL_SESSION *g_new_session;
+
+static int keep_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    (void)ssl;
+    if (g_new_session)
+        SSL_SESSION_free(g_new_session);
+    g_new_session = sess;
+    return 1; /* ours now */
+}
+
+static int tls_whoami(SSL_CTX *ctx, SSL_SESSION **sess, char *out, size_t cap)
+{
+    int fd = connect_port(g_port);
+    SSL *ssl = SSL_new(ctx);
+    ASSERT_TRUE(ssl != NULL);
+    SSL_set_fd(ssl, fd);
+    if (*sess)
+        ASSERT_TRUE(SSL_set_session(ssl, *sess) == 1);
+    int r;
+    while ((r = SSL_connect(ssl)) != 1)
+        ASSERT_TRUE(ssl_interrupted(ssl, r));
+    const char req[] = "GET /whoami HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    while ((r = SSL_write(ssl, req, (int)sizeof req - 1)) <= 0)
+        ASSERT_TRUE(ssl_interrupted(ssl, r));
+    size_t got = 0;
+    while (got < cap - 1) {
+        r = SSL_read(ssl, out + got, (int)(cap - 1 - got));
+        if (r > 0)
+            got += (size_t)r;
+        else if (!ssl_interrupted(ssl, r))
+            break;
+    }
+    out[got] = 0;
+    int reused = SSL_session_reused(ssl);
+    /* The server's close_notify came: a connection freed without a shutdown
+     * would make OpenSSL mark its session not resumable. */
+    SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(ssl);
+    if (g_new_session) {
+        if (*sess)
+            SSL_SESSION_free(*sess);
+        *sess = g_new_session;
+        g_new_session = NULL;
+    }
+    close(fd);
+    return reused;
+}
+
+/* Required mode resumes, and the resumed connection still has its client
+ * certificate, checked again when asked (the handshake did not check it).
+ * Its TLS 1.3 tickets are stateful (a session id, not the encrypted
+ * session): OpenSSL re-decodes the client certificate out of every
+ * stateless ticket it makes, which was a third of a handshake's CPU. */
+TT_CASE(required_mode_resumes_with_its_certificate)
+{
+    pki_setup();
+    server_start("https", TACIO_HTTP_CLIENT_CERT_REQUIRED);
+    char cert[300], key[300], out[4096];
+    snprintf(cert, sizeof cert, "%s/client-chain.pem", g_dir);
+    snprintf(key, sizeof key, "%s/client.key", g_dir);
+    for (int v = 0; v < 2; v++) {
+        int version = v ? TLS1_2_VERSION : TLS1_3_VERSION;
+        tt_context("%s", v ? "TLS 1.2" : "TLS 1.3");
+        SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+        ASSERT_TRUE(ctx != NULL);
+        SSL_CTX_set_min_proto_version(ctx, version);
+        SSL_CTX_set_max_proto_version(ctx, version);
+        ASSERT_TRUE(SSL_CTX_use_certificate_chain_file(ctx, cert) == 1);
+        ASSERT_TRUE(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, keep_new_session);
+        SSL_SESSION *sess = NULL;
+        ASSERT_EQ_INT(tls_whoami(ctx, &sess, out, sizeof out), 0);
+        ASSERT_TRUE(strstr(out, "flags=0 subject=O=tacio development,CN=tacio client") != NULL);
+        ASSERT_TRUE(sess != NULL && SSL_SESSION_is_resumable(sess));
+        if (version == TLS1_3_VERSION) {
+            const unsigned char *tick = NULL;
+            size_t tick_len = 0;
+            SSL_SESSION_get0_ticket(sess, &tick, &tick_len);
+            tt_note("TLS 1.3 ticket: %zu bytes", tick_len);
+            ASSERT_TRUE(tick_len > 0 && tick_len <= 64);
+        }
+        unsigned long verified0 = atomic_load(&tacio__pki_verify_calls);
+        ASSERT_EQ_INT(tls_whoami(ctx, &sess, out, sizeof out), 1);
+        ASSERT_TRUE(strstr(out, "flags=0 subject=O=tacio development,CN=tacio client") != NULL);
+        ASSERT_EQ_U64(atomic_load(&tacio__pki_verify_calls), verified0 + 1);
+        SSL_SESSION_free(sess);
+        SSL_CTX_free(ctx);
+    }
+    tt_context("%s", "");
+    server_stop();
+    pki_cleanup();
+}
+
 TT_CASE(s_client_pha_and_refusal)
 {
     need_tool("openssl");
@@ -1307,6 +1409,7 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(big_chain_overflows_then_fits, 90),
     TT_ENTRY(bad_client_certs_get_their_verdict, 90),
     TT_ENTRY(required_mode, 90),
+    TT_ENTRY(required_mode_resumes_with_its_certificate, 60),
     TT_ENTRY(s_client_pha_and_refusal, 90),
     TT_ENTRY(tls_many_parallel_clients, 120),
     TT_ENTRY(tls_garbage_logged_not_crashed, 60),
