@@ -211,6 +211,80 @@ TT_CASE(test_set_verdicts)
     cleanup_dir();
 }
 
+/* The verdict cache: keyed by the presented DER, bounded by the earliest
+ * notAfter of the built chain and by the TTL, one entry per slot. */
+TT_CASE(verdict_cache)
+{
+    struct tacio__pki_spec ca_spec = {.subject = "/CN=vcache CA", .key_type = TACIO__PKI_EC_P256,
+                                      .role = TACIO__PKI_ROLE_CA, .not_before = -60,
+                                      .not_after = 10 * 24 * 3600};
+    struct tacio__pki_identity ca, shortlived, longlived, expired;
+    assert_status(tacio__pki_issue(&ca_spec, NULL, &ca), TACIO_SUCCESS, "CA");
+    struct tacio__pki_spec cs = {.subject = "/CN=vcache client", .key_type = TACIO__PKI_EC_P256,
+                                 .role = TACIO__PKI_ROLE_CLIENT, .not_before = -60, .not_after = 30};
+    assert_status(tacio__pki_issue(&cs, &ca, &shortlived), TACIO_SUCCESS, "short-lived client");
+    cs.not_after = 5 * 24 * 3600;
+    assert_status(tacio__pki_issue(&cs, &ca, &longlived), TACIO_SUCCESS, "long-lived client");
+    cs.not_before = -7200;
+    cs.not_after = -3600;
+    assert_status(tacio__pki_issue(&cs, &ca, &expired), TACIO_SUCCESS, "expired client");
+
+    unsigned char k_short[32], k_long[32], k_long2[32], k_with_ca[32], k_expired[32];
+    STACK_OF(X509) *with_ca = sk_X509_new_null();
+    ASSERT_TRUE(with_ca && sk_X509_push(with_ca, ca.cert));
+    ASSERT_TRUE(tacio__pki_vcache_key(shortlived.cert, NULL, k_short));
+    ASSERT_TRUE(tacio__pki_vcache_key(longlived.cert, NULL, k_long));
+    ASSERT_TRUE(tacio__pki_vcache_key(longlived.cert, NULL, k_long2));
+    ASSERT_TRUE(tacio__pki_vcache_key(longlived.cert, with_ca, k_with_ca));
+    ASSERT_TRUE(tacio__pki_vcache_key(expired.cert, NULL, k_expired));
+    ASSERT_TRUE(memcmp(k_long, k_long2, 32) == 0);      /* the same chain, the same key */
+    ASSERT_TRUE(memcmp(k_long, k_short, 32) != 0);
+    ASSERT_TRUE(memcmp(k_long, k_with_ca, 32) != 0);    /* the untrusted part counts */
+    ASSERT_TRUE(!tacio__pki_vcache_key(NULL, NULL, k_long2));
+
+    STACK_OF(X509) *built_short = sk_X509_new_null(), *built_long = sk_X509_new_null(),
+                   *built_expired = sk_X509_new_null();
+    ASSERT_TRUE(sk_X509_push(built_short, shortlived.cert) && sk_X509_push(built_short, ca.cert));
+    ASSERT_TRUE(sk_X509_push(built_long, longlived.cert) && sk_X509_push(built_long, ca.cert));
+    ASSERT_TRUE(sk_X509_push(built_expired, expired.cert) && sk_X509_push(built_expired, ca.cert));
+
+    tacio__pki_vcache_t *vc = tacio__pki_vcache_new();
+    ASSERT_TRUE(vc != NULL);
+    time_t now = time(NULL);
+    ASSERT_TRUE(!tacio__pki_vcache_hit(vc, k_long, now));
+    tacio__pki_vcache_put(vc, k_long, built_long, now);
+    ASSERT_TRUE(tacio__pki_vcache_hit(vc, k_long, now));
+    ASSERT_TRUE(tacio__pki_vcache_hit(vc, k_long, now + TACIO__PKI_VCACHE_TTL - 1));
+    ASSERT_TRUE(!tacio__pki_vcache_hit(vc, k_long, now + TACIO__PKI_VCACHE_TTL + 1));
+    ASSERT_TRUE(!tacio__pki_vcache_hit(vc, k_with_ca, now)); /* another chain */
+    /* The short-lived certificate's verdict ends with it, TTL or not. */
+    tacio__pki_vcache_put(vc, k_short, built_short, now);
+    ASSERT_TRUE(tacio__pki_vcache_hit(vc, k_short, now));
+    ASSERT_TRUE(!tacio__pki_vcache_hit(vc, k_short, now + 40));
+    /* An expired chain is never remembered. */
+    tacio__pki_vcache_put(vc, k_expired, built_expired, now);
+    ASSERT_TRUE(!tacio__pki_vcache_hit(vc, k_expired, now));
+    /* A key in the same slot takes it: a miss, never a wrong hit. */
+    unsigned char k_same_slot[32];
+    memcpy(k_same_slot, k_long, 32);
+    k_same_slot[31] ^= 1;
+    ASSERT_TRUE(!tacio__pki_vcache_hit(vc, k_same_slot, now));
+    tacio__pki_vcache_put(vc, k_same_slot, built_long, now);
+    ASSERT_TRUE(tacio__pki_vcache_hit(vc, k_same_slot, now));
+    ASSERT_TRUE(!tacio__pki_vcache_hit(vc, k_long, now));
+    tacio__pki_vcache_free(vc);
+
+    sk_X509_free(built_short);
+    sk_X509_free(built_long);
+    sk_X509_free(built_expired);
+    sk_X509_free(with_ca);
+    tacio__pki_identity_free(&expired);
+    tacio__pki_identity_free(&longlived);
+    tacio__pki_identity_free(&shortlived);
+    tacio__pki_identity_free(&ca);
+    ERR_clear_error();
+}
+
 TT_CASE(big_chain)
 {
     const char *dir = tmpdir();
@@ -484,6 +558,7 @@ TT_CASE(verify_flag_mapping)
 
 static const tt_case_t tt_cases[] = {
     TT_ENTRY(test_set_verdicts, 60),
+    TT_ENTRY(verdict_cache, 30),
     TT_ENTRY(big_chain, 60),
     TT_ENTRY(info_matches_openssl_command, 60),
     TT_ENTRY(dev_set_idempotent, 60),

@@ -949,13 +949,26 @@ TT_CASE(required_mode)
     ASSERT_EQ_U64(atomic_load(&g_cert_pending), 0); /* known from the handshake: synchronous */
     /* The verdict is the handshake's own check: the chain is not verified again. */
     ASSERT_EQ_U64(atomic_load(&tacio__pki_verify_calls), verified0);
-    /* An untrusted certificate fails the handshake too. */
+    /* The same chain again: its clean verdict is remembered, same answer. */
+    tacio_http_stats_t st;
+    ASSERT_OK(tacio_http_queue_stats(g_q, &st));
+    ASSERT_EQ_U64(st.cert_verdicts_cached, 0);
+    ASSERT_EQ_INT(run(out, sizeof out,
+                      CURL "--cert %s/client-chain.pem --key %s/client.key https://127.0.0.1:%u/whoami",
+                      g_dir, g_dir, g_dir, g_port), 0);
+    ASSERT_TRUE(strstr(out, "flags=0 subject=O=tacio development,CN=tacio client") != NULL);
+    ASSERT_OK(tacio_http_queue_stats(g_q, &st));
+    ASSERT_EQ_U64(st.cert_verdicts_cached, 1);
+    /* An untrusted certificate fails the handshake too, remembered good
+     * verdicts or not. */
     ASSERT_TRUE(run(out, sizeof out,
                     CURL "--cert %s/client-untrusted-chain.pem --key %s/client-untrusted.key "
                          "https://127.0.0.1:%u/whoami 2>/dev/null",
                     g_dir, g_dir, g_dir, g_port) != 0);
     tt_sleep_ms(100);
     ASSERT_TRUE(log_has("handshake failed", "127.0.0.1:"));
+    ASSERT_OK(tacio_http_queue_stats(g_q, &st));
+    ASSERT_EQ_U64(st.cert_verdicts_cached, 1);
     server_stop();
     pki_cleanup();
 }

@@ -368,6 +368,8 @@ typedef struct tacio_http_stats {
     uint64_t completions;        /* callbacks run */
     uint64_t completions_success, completions_overflow, completions_cancelled,
              completions_error;  /* callbacks by status */
+    uint64_t cert_verdicts_cached; /* client chains not checked again: they verified
+                                      cleanly before (docs/http.md "Verdict cache") */
 } tacio_http_stats_t;
 
 TACIO_EXTERN tacio_status_t tacio_http_queue_stats(tacio_http_queue_t *q, tacio_http_stats_t *out);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -825,4 +826,89 @@ unsigned tacio__pki_verify(X509_STORE *store, X509 *leaf, STACK_OF(X509) *chain,
     if (first_error)
         *first_error = vs.first;
     return vs.flags;
+}
+
+/* ---- remembered verdicts ------------------------------------------------------------ */
+
+#define VCACHE_SLOTS 256 /* direct-mapped by the key's first byte */
+
+struct vslot {
+    unsigned char key[32];
+    time_t until; /* 0: empty */
+};
+
+struct tacio__pki_vcache {
+    pthread_mutex_t mu;
+    struct vslot slot[VCACHE_SLOTS];
+};
+
+tacio__pki_vcache_t *tacio__pki_vcache_new(void)
+{
+    tacio__pki_vcache_t *vc = calloc(1, sizeof *vc);
+    if (vc)
+        pthread_mutex_init(&vc->mu, NULL);
+    return vc;
+}
+
+void tacio__pki_vcache_free(tacio__pki_vcache_t *vc)
+{
+    if (!vc)
+        return;
+    pthread_mutex_destroy(&vc->mu);
+    free(vc);
+}
+
+static bool digest_cert(EVP_MD_CTX *md, X509 *x)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    bool ok = n > 0 && EVP_DigestUpdate(md, der, (size_t)n) == 1;
+    OPENSSL_free(der);
+    return ok;
+}
+
+bool tacio__pki_vcache_key(X509 *leaf, STACK_OF(X509) *untrusted, unsigned char key[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && leaf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && digest_cert(md, leaf);
+    for (int i = 0; ok && i < sk_X509_num(untrusted); i++)
+        ok = digest_cert(md, sk_X509_value(untrusted, i));
+    unsigned len = 0;
+    ok = ok && EVP_DigestFinal_ex(md, key, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+bool tacio__pki_vcache_hit(tacio__pki_vcache_t *vc, const unsigned char key[32], time_t now)
+{
+    struct vslot *s = &vc->slot[key[0] % VCACHE_SLOTS];
+    pthread_mutex_lock(&vc->mu);
+    bool hit = s->until > now && memcmp(s->key, key, 32) == 0;
+    pthread_mutex_unlock(&vc->mu);
+    return hit;
+}
+
+void tacio__pki_vcache_put(tacio__pki_vcache_t *vc, const unsigned char key[32],
+                           STACK_OF(X509) *built, time_t now)
+{
+    time_t until = now + TACIO__PKI_VCACHE_TTL;
+    for (int i = 0; i < sk_X509_num(built); i++) {
+        const ASN1_TIME *na = X509_get0_notAfter(sk_X509_value(built, i));
+        int days = 0, secs = 0;
+        /* The seconds from now to notAfter; unreadable: remember nothing. */
+        if (!na || ASN1_TIME_diff(&days, &secs, NULL, na) != 1)
+            return;
+        long long left = (long long)days * 86400 + secs;
+        if (left <= 0)
+            return;
+        if (now + left < until)
+            until = now + (time_t)left;
+    }
+    if (sk_X509_num(built) == 0)
+        return;
+    struct vslot *s = &vc->slot[key[0] % VCACHE_SLOTS];
+    pthread_mutex_lock(&vc->mu);
+    memcpy(s->key, key, 32);
+    s->until = until;
+    pthread_mutex_unlock(&vc->mu);
 }

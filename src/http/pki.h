@@ -30,6 +30,7 @@
 #define TACIO_HTTP_PKI_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -194,6 +195,35 @@ extern _Atomic unsigned long tacio__pki_verify_calls;
  * Returns TACIO__PKI_V_OTHER if the verification could not run at all. */
 unsigned tacio__pki_verify(X509_STORE *store, X509 *leaf, STACK_OF(X509) *chain, int purpose,
                            time_t at, long *first_error);
+
+/* ---- remembered verdicts ------------------------------------------------------------
+ *
+ * A client that reconnects presents the same chain each time, and checking
+ * it again gives the same answer until one of its certificates expires. A
+ * verdict cache remembers chains that verified cleanly: the key is the
+ * SHA-256 of the presented DER (leaf, then the untrusted certificates in
+ * order), the entry lasts until the earliest notAfter of the chain that was
+ * built (trust anchor included) or TACIO__PKI_VCACHE_TTL seconds, whichever
+ * is first. Failures are never remembered. Only valid while the trust store
+ * it was filled against does not change (tacio's never do: one per context)
+ * and no CRL checking is on. Thread-safe; fixed size (older entries are
+ * overwritten). */
+#define TACIO__PKI_VCACHE_TTL 600
+typedef struct tacio__pki_vcache tacio__pki_vcache_t;
+
+tacio__pki_vcache_t *tacio__pki_vcache_new(void);
+void tacio__pki_vcache_free(tacio__pki_vcache_t *vc);
+
+/* The key of a presented chain. False if it could not be encoded. */
+bool tacio__pki_vcache_key(X509 *leaf, STACK_OF(X509) *untrusted, unsigned char key[32]);
+
+/* Whether key verified cleanly and is still within its lifetime at now. */
+bool tacio__pki_vcache_hit(tacio__pki_vcache_t *vc, const unsigned char key[32], time_t now);
+
+/* Remember that key verified cleanly at now, building chain (the verified
+ * chain, trust anchor included). */
+void tacio__pki_vcache_put(tacio__pki_vcache_t *vc, const unsigned char key[32],
+                           STACK_OF(X509) *built, time_t now);
 
 /* OpenSSL's most recent error as text ("error:...:reason"), or "" . */
 const char *tacio__pki_last_error(char *buf, size_t size);

@@ -168,7 +168,7 @@ struct conn {
 struct counters {
     _Atomic uint64_t accepted, refused, handshakes, handshake_errors, requests, rejected,
         timeouts, cert_requests, sync_results, completions, c_success, c_overflow,
-        c_cancelled, c_error;
+        c_cancelled, c_error, cert_verdicts_cached;
 };
 
 struct tacio_http_queue {
@@ -597,6 +597,67 @@ static int keep_verdict(int ok, X509_STORE_CTX *x)
         return ok;
     ERR_clear_error();
     return 1;
+}
+
+/* The chain check of a handshake (SSL_CTX_set_cert_verify_callback): a
+ * chain that verified cleanly before is not checked again while its verdict
+ * lasts (src/http/pki.h "remembered verdicts"). A full check is about 15% of
+ * a required-mode handshake's server CPU on ECDSA (perf; docs/http.md). */
+static int verify_chain(X509_STORE_CTX *x, void *arg)
+{
+    tacio__pki_vcache_t *vc = arg;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+    unsigned long vflags = X509_VERIFY_PARAM_get_flags(X509_STORE_CTX_get0_param(x));
+    bool cacheable = vc && c && !(vflags & (X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL));
+    unsigned char key[32];
+    time_t now = time(NULL);
+    if (cacheable)
+        cacheable = tacio__pki_vcache_key(X509_STORE_CTX_get0_cert(x),
+                                          X509_STORE_CTX_get0_untrusted(x), key);
+    if (cacheable && tacio__pki_vcache_hit(vc, key, now)) {
+        c->hs_verified = true;
+        atomic_fetch_add_explicit(&c->q->n.cert_verdicts_cached, 1, memory_order_relaxed);
+        X509_STORE_CTX_set_error(x, X509_V_OK);
+        return 1;
+    }
+    int r = X509_verify_cert(x);
+    /* keep_verdict saw every error (on-demand mode goes on past them). */
+    if (r == 1 && cacheable && c->hs_vflags == 0 && X509_STORE_CTX_get_error(x) == X509_V_OK)
+        tacio__pki_vcache_put(vc, key, X509_STORE_CTX_get0_chain(x), now);
+    return r;
+}
+
+static int vcache_index = -1;
+
+static void vcache_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                           void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    tacio__pki_vcache_free(ptr);
+}
+
+static void vcache_index_once(void)
+{
+    vcache_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, vcache_ex_free);
+}
+
+/* The context's verdict cache, freed with the context (shards share both). */
+static bool attach_vcache(SSL_CTX *ctx)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, vcache_index_once);
+    tacio__pki_vcache_t *vc = vcache_index >= 0 ? tacio__pki_vcache_new() : NULL;
+    if (!vc || !SSL_CTX_set_ex_data(ctx, vcache_index, vc)) {
+        tacio__pki_vcache_free(vc);
+        return false;
+    }
+    SSL_CTX_set_cert_verify_callback(ctx, verify_chain, vc);
+    return true;
 }
 
 static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
@@ -1558,7 +1619,7 @@ static SSL_CTX *make_ctx(tacio_http_queue_t *q, const tacio_http_tls_t *tls, X50
         SSL_CTX_check_private_key(ctx) != 1)
         goto fail;
     if (tls->ca_file) {
-        if (SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL) != 1)
+        if (SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL) != 1 || !attach_vcache(ctx))
             goto fail;
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(tls->ca_file);
         if (names)
@@ -2245,6 +2306,7 @@ tacio_status_t tacio_http_queue_stats(tacio_http_queue_t *q, tacio_http_stats_t 
     out->completions_overflow = L(c_overflow);
     out->completions_cancelled = L(c_cancelled);
     out->completions_error = L(c_error);
+    out->cert_verdicts_cached = L(cert_verdicts_cached);
 #undef L
     return TACIO_SUCCESS;
 }

@@ -347,6 +347,9 @@ static void metrics(struct task *t)
             (unsigned long long)s.completions_success, (unsigned long long)s.completions_overflow,
             (unsigned long long)s.completions_cancelled, (unsigned long long)s.completions_error,
             (unsigned long long)s.sync_results);
+    fprintf(f, "# TYPE tacio_http_client_cert_verdicts_cached_total counter\n"
+               "tacio_http_client_cert_verdicts_cached_total %llu\n",
+            (unsigned long long)s.cert_verdicts_cached);
     fclose(f);
     respond_text(t, 200, "text/plain; version=0.0.4", body);
 }
