@@ -10,6 +10,10 @@
 #   hs-rsa          the same with an RSA-2048 server key
 #   hs-ecdsa-cert   the same as hs-ecdsa with a required client certificate (both servers
 #                   verify it against the development CA)
+#   hs-rsa-cert     the same as hs-rsa with a required client certificate (RSA-2048 too)
+# For the handshake cases the servers' own CPU time (utime + stime of every server process,
+# /proc) is also read, and printed as milliseconds of server CPU per handshake: the clients
+# share the CPUs, so a rate alone mixes the server's cost with theirs.
 # Servers: tacio-httpd --threads <CPUs> (its default: one shard, a pool of one thread, per
 # CPU, sharing the listening socket so the free shard takes each new connection:
 # docs/http.md "Shards"), the same with --shards 1 (one pool of <CPUs> threads), nginx
@@ -17,10 +21,12 @@
 # access logs off, both on 127.0.0.1 on ports bound at run time.
 #
 # Appends rows "timestamp,benchmark,case,impl,rep,metric,value" (benchmark https, impl
-# tacio-httpd, tacio-1pool or nginx, metric rps; until 2026-12-03 the default was one pool
+# tacio-httpd, tacio-1pool or nginx, metric rps, and for handshakes also server_cpu_ms; until
+# 2026-12-03 the default was one pool
 # and tacio-shards named --shards <CPUs>) to --out (the run-all.sh raw format) and prints a
 # table with the ratios tacio/nginx and, for the client-certificate mode, tacio's own
-# hs-ecdsa-cert / hs-ecdsa (target: >= 0.8), with nginx's own for comparison.
+# hs-ecdsa-cert / hs-ecdsa and hs-rsa-cert / hs-rsa (target: >= 0.8), with nginx's own for
+# comparison, and the same ratio of server CPU per handshake (the server's own capacity).
 #
 # Installs from Debian when missing, and says so: nginx (its service start is
 # suppressed with a temporary policy-rc.d, so it never listens on port 80) and wrk.
@@ -103,6 +109,7 @@ start_tacio() { # kt mode shards -> sets port
 	srv=$!
 	for _ in $(seq 200); do [ -s "$tmp/tp" ] && break; sleep 0.05; done
 	port=$(cat "$tmp/tp")
+	pids=$srv
 }
 
 start_nginx() { # kt mode -> sets port
@@ -133,7 +140,20 @@ start_nginx() { # kt mode -> sets port
 	"$nginx_bin" -c "$tmp/ng/nginx.conf" -p "$tmp/ng" -e "$tmp/ng/error.log" 2>>"$tmp/ng/start.err"
 	for _ in $(seq 100); do [ -s "$tmp/nginx.pid" ] && break; sleep 0.05; done
 	srv=$(cat "$tmp/nginx.pid")
+	for _ in $(seq 100); do [ "$(pgrep -c -P "$srv")" -ge "$ncpu" ] && break; sleep 0.05; done
+	pids="$srv $(pgrep -P "$srv" | tr '\n' ' ')"
 }
+
+# CPU ticks used so far by the server's processes (utime + stime).
+server_ticks() {
+	local p t=0 u s
+	for p in $pids; do
+		read -r u s < <(awk '{ print $14, $15 }' "/proc/$p/stat" 2>/dev/null || echo "0 0")
+		t=$((t + u + s))
+	done
+	echo "$t"
+}
+hz=$(getconf CLK_TCK)
 
 stop_server() { # impl
 	if [ "$1" = nginx ]; then
@@ -152,9 +172,10 @@ keepalive() { # -> req/s
 		awk '/^Requests\/sec:/ { print $2 }'
 }
 
-handshakes() { # kt withcert -> handshakes/s, one s_time per CPU
-	local d="$tmp/pki-$1" certargs=() i st=() t0 t1
+handshakes() { # kt withcert -> "handshakes/s server-CPU-ms-per-handshake", one s_time per CPU
+	local d="$tmp/pki-$1" certargs=() i st=() t0 t1 c0 c1
 	[ "$2" = 1 ] && certargs=(-cert "$d/client-chain.pem" -key "$d/client.key")
+	c0=$(server_ticks)
 	t0=$(date +%s.%N)
 	for i in $(seq "$ncpu"); do
 		openssl s_time -connect "127.0.0.1:$port" -new -time "$dur" "${certargs[@]}" \
@@ -163,15 +184,18 @@ handshakes() { # kt withcert -> handshakes/s, one s_time per CPU
 	done
 	wait "${st[@]}" 2>/dev/null || true
 	t1=$(date +%s.%N)
+	c1=$(server_ticks)
 	# s_time rounds its "real seconds" to whole seconds: time the runs here.
-	cat "$tmp"/st.* | awk -v t="$(echo "$t1 - $t0" | bc -l 2>/dev/null || python3 -c "print($t1 - $t0)")" \
-		'/connections in [0-9.]+ real seconds/ { n += $1 } END { if (t > 0) printf "%.1f\n", n / t; else print 0 }'
+	cat "$tmp"/st.* | awk -v t="$(python3 -c "print($t1 - $t0)")" -v c=$((c1 - c0)) -v hz="$hz" \
+		'/connections in [0-9.]+ real seconds/ { n += $1 }
+		END { if (t > 0 && n > 0) printf "%.1f %.3f\n", n / t, 1000 * c / hz / n; else print "0 0" }'
 	rm -f "$tmp"/st.*
 }
 
-row() { # case impl rep value
+row() { # case impl rep value [server-cpu-ms]
 	[ -n "$out" ] && echo "$stamp,https,$1,$2,$3,rps,$4" >>"$out"
-	echo "$1 $2 $3 $4" >>"$tmp/results"
+	[ -n "$out" ] && [ -n "${5:-}" ] && echo "$stamp,https,$1,$2,$3,server_cpu_ms,$5" >>"$out"
+	echo "$1 $2 $3 $4 ${5:-0}" >>"$tmp/results"
 }
 
 run_case() { # case kt mode kind
@@ -183,13 +207,14 @@ run_case() { # case kt mode kind
 			tacio-httpd) start_tacio "$kt" "$mode" "$ncpu" ;;
 			tacio-1pool) start_tacio "$kt" "$mode" 1 ;;
 			esac
+			cpu=""
 			case $kind in
 			ka) v=$(keepalive) ;;
-			hs) v=$(handshakes "$kt" 0) ;;
-			hsc) v=$(handshakes "$kt" 1) ;;
+			hs) read -r v cpu < <(handshakes "$kt" 0) ;;
+			hsc) read -r v cpu < <(handshakes "$kt" 1) ;;
 			esac
 			stop_server "$impl"
-			row "$c" "$impl" "$r" "${v:-0}"
+			row "$c" "$impl" "$r" "${v:-0}" "$cpu"
 		done
 	done
 }
@@ -199,6 +224,7 @@ run_case keepalive ec on-demand ka
 run_case hs-ecdsa ec none hs
 run_case hs-rsa rsa none hs
 run_case hs-ecdsa-cert ec required hsc
+run_case hs-rsa-cert rsa required hsc
 
 awk '
 function median(list,   n, a, i, j, t) {
@@ -206,19 +232,27 @@ function median(list,   n, a, i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-{ v[$1, $2] = v[$1, $2] " " $4; cases[$1] = 1 }
+{ v[$1, $2] = v[$1, $2] " " $4; cpu[$1, $2] = cpu[$1, $2] " " $5; cases[$1] = 1 }
 END {
-	printf "%-16s %12s %12s %12s %9s %9s\n", "case", "tacio-httpd", "--shards 1", "nginx", "ratio", "1 pool"
-	split("keepalive hs-ecdsa hs-rsa hs-ecdsa-cert", order, " ")
-	for (k = 1; k <= 4; k++) {
+	printf "%-16s %12s %12s %12s %9s %9s   %s\n", "case", "tacio-httpd", "--shards 1", "nginx", "ratio",
+		"1 pool", "server CPU ms/handshake: tacio-httpd, nginx"
+	split("keepalive hs-ecdsa hs-rsa hs-ecdsa-cert hs-rsa-cert", order, " ")
+	for (k = 1; k <= 5; k++) {
 		c = order[k]
 		if (!(c in cases)) continue
 		t = median(v[c, "tacio-httpd"]); s = median(v[c, "tacio-1pool"]); n = median(v[c, "nginx"])
 		m[c] = t; ms[c] = s; mn[c] = n
-		printf "%-16s %12.0f %12.0f %12.0f %8.2fx %8.2fx  (target >= 1.0x)\n", c, t, s, n,
-			(n > 0 ? t / n : 0), (n > 0 ? s / n : 0)
+		ct[c] = median(cpu[c, "tacio-httpd"]); cn[c] = median(cpu[c, "nginx"])
+		printf "%-16s %12.0f %12.0f %12.0f %8.2fx %8.2fx", c, t, s, n, (n > 0 ? t / n : 0), (n > 0 ? s / n : 0)
+		if (c != "keepalive") printf "   %.3f, %.3f", ct[c], cn[c]
+		printf "  (target >= 1.0x)\n"
 	}
-	if (m["hs-ecdsa"] > 0 && ms["hs-ecdsa"] > 0)
-		printf "client-certificate mode, hs-ecdsa-cert / hs-ecdsa: tacio-httpd %.2f, --shards 1 %.2f, nginx %.2f (target >= 0.80)\n",
-			m["hs-ecdsa-cert"] / m["hs-ecdsa"], ms["hs-ecdsa-cert"] / ms["hs-ecdsa"], mn["hs-ecdsa-cert"] / mn["hs-ecdsa"]
+	split("ecdsa rsa", kts, " ")
+	for (k = 1; k <= 2; k++) {
+		a = "hs-" kts[k]; b = a "-cert"
+		if (!(m[a] > 0 && ms[a] > 0 && (b in cases))) continue
+		printf "client-certificate mode, %s / %s: rate: tacio-httpd %.2f, --shards 1 %.2f, nginx %.2f; server CPU per handshake (own %s / %s): tacio-httpd %.2f, nginx %.2f (target >= 0.80)\n",
+			b, a, m[b] / m[a], ms[b] / ms[a], mn[b] / mn[a], a, b,
+			(ct[b] > 0 ? ct[a] / ct[b] : 0), (cn[b] > 0 ? cn[a] / cn[b] : 0)
+	}
 }' "$tmp/results"
