@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1411,6 +1412,12 @@ static bool take_connections(struct acceptor *a)
          * that still accept on this socket. */
         if (atomic_load_explicit(&l->q->draining, memory_order_relaxed))
             return !acceptor_failed(a, TACIO_CANCELLED);
+        /* Ask first: an accept4 that finds the backlog empty allocates and
+         * frees a socket (1.9 us here, against 0.2 us for this poll), and
+         * every shard that loses the race for a connection makes one. */
+        struct pollfd pf = {.fd = l->fd, .events = POLLIN};
+        if (poll(&pf, 1, 0) == 0)
+            break;
         tacio_addr_t peer;
         peer.len = sizeof peer.u;
         int fd = accept4(l->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
