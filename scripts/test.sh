@@ -38,7 +38,7 @@ run plain "-DCMAKE_BUILD_TYPE=RelWithDebInfo" -LE "$exclude"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   TACIO_TEST_TIMEOUT_MULT=3 run asan "-DCMAKE_BUILD_TYPE=Debug -DTACIO_SANITIZE=address" -LE "$exclude"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 TACIO_TEST_TIMEOUT_MULT=4 \
-  run tsan "-DCMAKE_BUILD_TYPE=Debug -DTACIO_SANITIZE=thread" -L "core|pool|http"
+  run tsan "-DCMAKE_BUILD_TYPE=Debug -DTACIO_SANITIZE=thread" -L "core|pool|http|verifier"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}"

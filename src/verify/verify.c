@@ -90,6 +90,40 @@ static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tacio__verify_report last;
 static bool have_last;
 
+/* ThreadSanitizer builds walk stacks with libgcc's unwinder instead: libunwind
+ * keeps a per-thread cache whose destructor locks a mutex after TSan has
+ * already finished the exiting thread, and every thread that captured a stack
+ * crashed on its way out (SIGSEGV in the mutex interceptor). */
+#if defined(__SANITIZE_THREAD__)
+#include <unwind.h>
+struct walk {
+    void **pcs;
+    int n, max;
+};
+
+static _Unwind_Reason_Code walk_step(struct _Unwind_Context *ctx, void *arg)
+{
+    struct walk *w = arg;
+    if (w->n >= w->max)
+        return _URC_END_OF_STACK;
+    w->pcs[w->n++] = (void *)_Unwind_GetIP(ctx);
+    return _URC_NO_REASON;
+}
+
+/* Inlined, so that the first frame is the caller's, as with unw_backtrace. */
+static inline __attribute__((always_inline)) int stack_pcs(void **pcs, int max)
+{
+    struct walk w = {pcs, 0, max};
+    _Unwind_Backtrace(walk_step, &w);
+    return w.n;
+}
+#else
+static inline __attribute__((always_inline)) int stack_pcs(void **pcs, int max)
+{
+    return unw_backtrace(pcs, max);
+}
+#endif
+
 /* libunwind opens a pipe (two close-on-exec fds) the first time it checks
  * a frame address, and with it linked, backtrace() is libunwind's too (the
  * fault records' stacks): open it at load, not in the middle of the
@@ -97,7 +131,7 @@ static bool have_last;
 static void prime_unwinder(void)
 {
     void *pcs[2];
-    unw_backtrace(pcs, 2);
+    stack_pcs(pcs, 2);
 }
 
 __attribute__((constructor)) static void prime_at_load(void)
@@ -391,7 +425,7 @@ bool tacio__verify_last(struct tacio__verify_report *out)
  * count of further frames could cut the runtime's frames instead. */
 __attribute__((noinline)) static int capture(void **pcs)
 {
-    int n = unw_backtrace(pcs, NFRAMES + 2);
+    int n = stack_pcs(pcs, NFRAMES + 2);
     int skip = n > 1 ? 1 : 0;
     memmove(pcs, pcs + skip, (size_t)(n - skip) * sizeof *pcs);
     return n - skip > NFRAMES ? NFRAMES : n - skip;
