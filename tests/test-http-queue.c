@@ -973,9 +973,6 @@ TT_CASE(required_mode)
     pki_cleanup();
 }
 
-/* One GET /whoami over its own connection, resuming *sess when set; *sess
- * becomes the connection's session (with the tickets its response carried).
- * Returns whether the handshake resumed. */
 static bool ssl_interrupted(SSL *ssl, int r);
 
 /* The last session a client got a ticket (or, TLS 1.2, an id) for: in TLS 1.3
@@ -991,6 +988,9 @@ static int keep_new_session(SSL *ssl, SSL_SESSION *sess)
     return 1; /* ours now */
 }
 
+/* One GET /whoami over its own connection, resuming *sess when set; *sess
+ * becomes the connection's session (with the tickets its response carried).
+ * Returns whether the handshake resumed. */
 static int tls_whoami(SSL_CTX *ctx, SSL_SESSION **sess, char *out, size_t cap)
 {
     int fd = connect_port(g_port);

@@ -160,8 +160,12 @@ static tacio_status_t arm_check_locked(struct ep *e, tacio_op_t *op)
         return TACIO_CANCELLED;
     if (handle_closing(h))
         return TACIO_FILE_CLOSED;
+    /* cancel_handle or close came after its start, before here. A close sets
+     * CLOSING before it steps the epoch, and the acquire in handle_epoch
+     * makes that visible: look again, so that a start racing a close gets
+     * FILE_CLOSED (io.h), as on io_uring, and not CANCELLED. */
     if (op_slot(op) != handle_epoch(h))
-        return TACIO_CANCELLED;
+        return handle_closing(h) ? TACIO_FILE_CLOSED : TACIO_CANCELLED;
     return TACIO_SUCCESS;
 }
 

@@ -1,9 +1,9 @@
 /* handle.c - wrapping fds, and closing them only when no operation in the
  * kernel can still resolve the number. */
 #include <errno.h>
-#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
