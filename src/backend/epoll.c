@@ -101,12 +101,6 @@ static bool cancel_requested(tacio_op_t *op)
     return atomic_load_explicit(op_word(op), memory_order_relaxed) & OPW_CANCEL;
 }
 
-static bool handle_closing(const struct tacio_handle *h)
-{
-    return atomic_load_explicit(&((struct tacio_handle *)h)->use, memory_order_relaxed) &
-           USE_CLOSING;
-}
-
 /* Set the cancel bit on the generation seen in w0, only while it is in
  * flight: a cancel that loses to the finish must leave no mark on the idle
  * record, nor on the next generation. Under the lock, which orders it with
@@ -135,13 +129,6 @@ static void park_cancelled(tacio_op_t *op, struct oplist *fin)
     park(op, TACIO_CANCELLED, tacio__stream_progress(op), fin);
 }
 
-/* The handle's cancel epoch, as the core stores it in a starting op's slot. */
-static uint32_t handle_epoch(const struct tacio_handle *h)
-{
-    return atomic_load_explicit(&((struct tacio_handle *)h)->cancel_epoch,
-                                memory_order_acquire) & 0xFFFFFFu;
-}
-
 /* An armed op keeps the epoch it started in (this backend never writes the
  * slot); a cancel_handle or close is owed to the ops started before it. */
 static bool owed_handle_cancel(const tacio_op_t *op, const struct tacio_handle *h)
@@ -149,24 +136,13 @@ static bool owed_handle_cancel(const tacio_op_t *op, const struct tacio_handle *
     return handle_closing(h) || op_slot(op) != handle_epoch(h);
 }
 
-/* The same checks as io_uring's arming, under the lock: a cancel, close or
- * cancel_handle that came while the op was starting ends it instead. */
+/* Under the lock: a cancel, close or cancel_handle that came while the op
+ * was starting ends it instead (tacio__arm_verdict, as on io_uring). */
 static tacio_status_t arm_check_locked(struct ep *e, tacio_op_t *op)
 {
-    const struct tacio_handle *h = op_handle(op);
     if (e->closing)
         return TACIO_PORT_DISCONNECTED;
-    if (cancel_requested(op))
-        return TACIO_CANCELLED;
-    if (handle_closing(h))
-        return TACIO_FILE_CLOSED;
-    /* cancel_handle or close came after its start, before here. A close sets
-     * CLOSING before it steps the epoch, and the acquire in handle_epoch
-     * makes that visible: look again, so that a start racing a close gets
-     * FILE_CLOSED (io.h), as on io_uring, and not CANCELLED. */
-    if (op_slot(op) != handle_epoch(h))
-        return handle_closing(h) ? TACIO_FILE_CLOSED : TACIO_CANCELLED;
-    return TACIO_SUCCESS;
+    return tacio__arm_verdict(op);
 }
 
 /* ---- waking the poller ---------------------------------------------------------- */

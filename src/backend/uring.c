@@ -273,11 +273,6 @@ static bool prep_locked(struct uring *u, tacio_op_t *op, uint32_t idx)
     return true;
 }
 
-static uint32_t epoch_now(const struct tacio_handle *h)
-{
-    return atomic_load_explicit(&h->cancel_epoch, memory_order_acquire) & 0xFFFFFFu;
-}
-
 /* The handle's list of armed slots (h->bdata holds head index + 1). */
 static void hlist_add_locked(struct uring *u, struct tacio_handle *h, uint32_t idx)
 {
@@ -308,22 +303,11 @@ static tacio_status_t u_submit(struct tacio_port *p, tacio_op_t *op, bool defer)
 {
     struct uring *u = U(p);
     struct tacio_handle *h = op_handle(op);
-    tacio_status_t st = TACIO_SUCCESS;
     pthread_mutex_lock(&u->sq_lock);
-    uint32_t w = atomic_load_explicit(op_word(op), memory_order_relaxed);
-    if (u->closing)
-        st = TACIO_PORT_DISCONNECTED;
-    else if (w & OPW_CANCEL)
-        st = TACIO_CANCELLED; /* a cancel came while it was starting */
-    else if (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
-        st = TACIO_FILE_CLOSED; /* the handle closed while it was starting */
-    else if (op_slot(op) != epoch_now(h))
-        /* cancel_handle or close came after its start, before here. The
-         * acquire in epoch_now makes a close's CLOSING (set before its epoch
-         * step) visible, so a close is told apart from a cancel. */
-        st = (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
-                 ? TACIO_FILE_CLOSED : TACIO_CANCELLED;
-    else {
+    /* A cancel, close or cancel_handle that came while it was starting ends
+     * it here instead (tacio__arm_verdict). */
+    tacio_status_t st = u->closing ? TACIO_PORT_DISCONNECTED : tacio__arm_verdict(op);
+    if (st == TACIO_SUCCESS) {
         uint32_t epoch = op_slot(op);
         uint32_t idx = slot_alloc(u, op, epoch);
         if (idx == NO_SLOT)
@@ -436,7 +420,7 @@ static tacio_status_t u_cancel_handle(struct tacio_port *p, struct tacio_handle 
     pthread_mutex_lock(&u->sq_lock);
     /* Owed to every armed op that started before the epoch moved on; the
      * others started after the cancel and are left alone. */
-    uint32_t now = epoch_now(h);
+    uint32_t now = handle_epoch(h);
     for (uint32_t i = (uint32_t)(uintptr_t)h->bdata; i && !u->closing;) {
         struct slot *sl = slot_at(u, i - 1);
         if (sl->aux != now && tacio__op_mark_cancel(sl->op))
@@ -457,7 +441,7 @@ static bool should_reissue(struct uring *u, tacio_op_t *op, struct slot *s)
         return false;
     if (atomic_load_explicit(&h->use, memory_order_relaxed) & USE_CLOSING)
         return false;
-    return s->aux == epoch_now(h);
+    return s->aux == handle_epoch(h);
 }
 
 static void fill_from_len(tacio_op_t *op)

@@ -105,6 +105,38 @@ struct tacio_handle {
 #define H_FLAG_HOLD 0x8000u
 enum { DIR_RX = 0, DIR_TX = 1, DIR_NONE = 2 };
 
+/* The handle's cancel epoch, as a starting op keeps it in its slot. The
+ * acquire makes a close's CLOSING (set before its epoch step) visible. */
+static inline uint32_t handle_epoch(const struct tacio_handle *h)
+{
+    return atomic_load_explicit(&((struct tacio_handle *)h)->cancel_epoch,
+                                memory_order_acquire) & 0xFFFFFFu;
+}
+
+static inline bool handle_closing(const struct tacio_handle *h)
+{
+    return atomic_load_explicit(&((struct tacio_handle *)h)->use, memory_order_relaxed) &
+           USE_CLOSING;
+}
+
+/* What a backend answers an op it is about to arm (its own port's closing
+ * aside): TACIO_SUCCESS to arm it; TACIO_CANCELLED if a cancel, or a
+ * cancel_handle after its start, came while it was starting; and
+ * TACIO_FILE_CLOSED if its handle closed meanwhile (io.h). A close steps the
+ * epoch too, so CLOSING is looked at again after the epoch's acquire: a
+ * close between the two reads must not pass for a cancel. */
+static inline tacio_status_t tacio__arm_verdict(tacio_op_t *op)
+{
+    const struct tacio_handle *h = op_handle(op);
+    if (atomic_load_explicit(op_word(op), memory_order_relaxed) & OPW_CANCEL)
+        return TACIO_CANCELLED;
+    if (handle_closing(h))
+        return TACIO_FILE_CLOSED;
+    if (op_slot(op) != handle_epoch(h))
+        return handle_closing(h) ? TACIO_FILE_CLOSED : TACIO_CANCELLED;
+    return TACIO_SUCCESS;
+}
+
 /* ---- ports --------------------------------------------------------------- */
 #define PORT_MAGIC 0x706f7274u /* "port" */
 #define PORT_DEAD  0x64656170u

@@ -20,20 +20,37 @@ static bool queued_always(const struct tacio_handle *h)
     return (h->flags & TACIO_HANDLE_QUEUED_ALWAYS) != 0;
 }
 
+/* The ops the receive hint (HINT_RX_TRY) steers: receives, accepts, and
+ * polls for readability only. A readability poll after one that found
+ * nothing skips its poll(2): a server that drained its listener to EAGAIN
+ * and polls again would otherwise pay one that finds nothing in every
+ * wake-up, and the kernel's poll completes at once anyway when it is ready. */
+static bool rx_hinted(const tacio_op_t *op)
+{
+    switch (op_kind(op)) {
+    case K_RECV:
+    case K_RECVFROM:
+    case K_READ:
+    case K_ACCEPT:
+        return true;
+    case K_POLL:
+        return !(op->priv_arg & TACIO_POLL_OUT);
+    default:
+        return false;
+    }
+}
+
 /* Whether to try the syscall before arming the kernel (docs/design.md). */
 static bool try_first(struct tacio_handle *h, tacio_op_t *op)
 {
+    if (rx_hinted(op))
+        return h->type != H_FILE &&
+               (atomic_load_explicit(&h->hints, memory_order_relaxed) & HINT_RX_TRY);
     switch (op_kind(op)) {
     case K_CONNECT:
         return true; /* connect() itself starts the connection */
     case K_POLL:
-        /* One poll(2) with no wait ends a ready fd at once. For readability,
-         * only while the receive hint says data may be waiting: a server that
-         * drained its listener to EAGAIN and polls again would otherwise pay
-         * a poll(2) that finds nothing in every wake-up. The kernel's poll
-         * completes at once anyway when the fd is ready. */
-        return (op->priv_arg & TACIO_POLL_OUT) ||
-               (atomic_load_explicit(&h->hints, memory_order_relaxed) & HINT_RX_TRY);
+        return true; /* for writability: one poll(2) with no wait, usually ready */
     case K_SEND:
     case K_SENDTO:
     case K_WRITE:
@@ -45,12 +62,6 @@ static bool try_first(struct tacio_handle *h, tacio_op_t *op)
         if ((h->port->be->caps & BE_CAP_BATCHED_SENDS) && tacio__port_should_defer(h->port))
             return false;
         return h->type != H_FILE;
-    case K_RECV:
-    case K_RECVFROM:
-    case K_READ:
-    case K_ACCEPT:
-        return h->type != H_FILE &&
-               (atomic_load_explicit(&h->hints, memory_order_relaxed) & HINT_RX_TRY);
     default:
         return false;
     }
@@ -58,9 +69,7 @@ static bool try_first(struct tacio_handle *h, tacio_op_t *op)
 
 static void clear_rx_hint(struct tacio_handle *h, tacio_op_t *op)
 {
-    unsigned k = op_kind(op);
-    if (k == K_RECV || k == K_RECVFROM || k == K_READ || k == K_ACCEPT ||
-        (k == K_POLL && !(op->priv_arg & TACIO_POLL_OUT)))
+    if (rx_hinted(op))
         atomic_fetch_and_explicit(&h->hints, ~HINT_RX_TRY, memory_order_relaxed);
 }
 

@@ -891,6 +891,8 @@ bool tacio__pki_vcache_hit(tacio__pki_vcache_t *vc, const unsigned char key[32],
 void tacio__pki_vcache_put(tacio__pki_vcache_t *vc, const unsigned char key[32],
                            STACK_OF(X509) *built, time_t now)
 {
+    if (sk_X509_num(built) <= 0)
+        return;
     time_t until = now + TACIO__PKI_VCACHE_TTL;
     for (int i = 0; i < sk_X509_num(built); i++) {
         const ASN1_TIME *na = X509_get0_notAfter(sk_X509_value(built, i));
@@ -904,8 +906,6 @@ void tacio__pki_vcache_put(tacio__pki_vcache_t *vc, const unsigned char key[32],
         if (now + left < until)
             until = now + (time_t)left;
     }
-    if (sk_X509_num(built) == 0)
-        return;
     struct vslot *s = &vc->slot[key[0] % VCACHE_SLOTS];
     pthread_mutex_lock(&vc->mu);
     memcpy(s->key, key, 32);
