@@ -10,6 +10,7 @@
 #include "tacio-test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
@@ -769,6 +770,104 @@ TT_CASE(waiting_on_another_port_ends_running_period)
     ASSERT_OK(tacio_port_close(b, NULL, NULL));
 }
 
+/* ---- a full submission ring -------------------------------------------------- */
+
+/* A start that finds the submission ring full hands the ring to the kernel
+ * and goes on; it never fails for want of ring room, even while another
+ * thread has taken the ring's unsubmitted count and not yet entered the
+ * kernel (CI's ASan run once saw TACIO_INSUFFICIENT_RESOURCES there). A
+ * two-entry ring and four submitters make that window common. */
+#define RING_THREADS 4
+#define RING_RECS 8
+#define RING_ROUNDS 3000
+
+struct ring_worker {
+    tacio_port_t *port;
+    tacio_handle_t *h;
+    int fds[2];
+    tacio_op_t ops[RING_RECS];
+    _Atomic unsigned done;
+    tacio_status_t bad;
+    unsigned bad_round;
+};
+
+static void *ring_submitter(void *arg)
+{
+    struct ring_worker *w = arg;
+    for (unsigned r = 0; r < RING_ROUNDS && !w->bad; r++) {
+        unsigned started = 0;
+        for (unsigned i = 0; i < RING_RECS; i++) {
+            tacio_status_t st = tacio_poll(w->h, &w->ops[i], TACIO_POLL_IN);
+            if (st != TACIO_PENDING) {
+                w->bad = st;
+                w->bad_round = r;
+                break;
+            }
+            started++;
+        }
+        for (unsigned i = 0; i < started; i++)
+            tacio_cancel(&w->ops[i]);
+        /* Every record completes before it is started again. */
+        while (atomic_load(&w->done) < started)
+            sched_yield();
+        atomic_store(&w->done, 0);
+    }
+    return NULL;
+}
+
+static void *ring_reaper(void *arg)
+{
+    struct ring_worker *ws = arg;
+    tacio_entry_t e[16];
+    for (;;) {
+        unsigned n = 0;
+        tacio_status_t st = tacio_port_dequeue(ws[0].port, e, 16, &n, TACIO_INFINITE);
+        if (st != TACIO_SUCCESS)
+            return NULL; /* the port closed */
+        for (unsigned i = 0; i < n; i++) {
+            if (e[i].kind != TACIO_ENTRY_OP)
+                continue;
+            ASSERT_EQ_STATUS(e[i].status, TACIO_CANCELLED);
+            atomic_fetch_add(&ws[e[i].key].done, 1);
+        }
+    }
+}
+
+TT_CASE(full_submission_ring_never_refuses_a_start)
+{
+    tacio_port_options_t o;
+    memset(&o, 0, sizeof o);
+    o.queue_depth = 2;
+    o.backend = tt_backend();
+    tacio_port_t *p = NULL;
+    ASSERT_OK(tacio_port_create_ex(&p, &o));
+    static struct ring_worker ws[RING_THREADS];
+    memset(ws, 0, sizeof ws);
+    for (unsigned t = 0; t < RING_THREADS; t++) {
+        ws[t].port = p;
+        ASSERT_EQ_INT(pipe(ws[t].fds), 0);
+        ws[t].h = tt_handle(p, ws[t].fds[0], t, TACIO_HANDLE_NO_CLOSE_FD);
+    }
+    pthread_t reaper, th[RING_THREADS];
+    ASSERT_EQ_INT(pthread_create(&reaper, NULL, ring_reaper, ws), 0);
+    for (unsigned t = 0; t < RING_THREADS; t++)
+        ASSERT_EQ_INT(pthread_create(&th[t], NULL, ring_submitter, &ws[t]), 0);
+    for (unsigned t = 0; t < RING_THREADS; t++)
+        pthread_join(th[t], NULL);
+    for (unsigned t = 0; t < RING_THREADS; t++)
+        if (ws[t].bad)
+            TT_FAIL("submitter %u, round %u: tacio_poll on an empty pipe returned %s, not "
+                    "TACIO_PENDING", t, ws[t].bad_round, tacio_status_name(ws[t].bad));
+    for (unsigned t = 0; t < RING_THREADS; t++)
+        ASSERT_OK(tacio_handle_close(ws[t].h));
+    ASSERT_OK(tacio_port_close(p, NULL, NULL));
+    pthread_join(reaper, NULL);
+    for (unsigned t = 0; t < RING_THREADS; t++) {
+        close(ws[t].fds[0]);
+        close(ws[t].fds[1]);
+    }
+}
+
 static const tt_case_t tt_cases[] = {
     TT_ENTRY(waiting_on_another_port_ends_running_period, 20),
     TT_ENTRY(post_passes_values_unread, 10),
@@ -787,5 +886,6 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(timer_fires_once_with_key, 15),
     TT_ENTRY(cancelled_timer_completes_once_cancelled, 15),
     TT_ENTRY(port_info_names_backend, 10),
+    TT_ENTRY(full_submission_ring_never_refuses_a_start, 60),
 };
 TT_MAIN()

@@ -50,7 +50,10 @@ typedef struct tacio_entry {
 typedef struct tacio_port_options {
     unsigned concurrency;   /* max threads running entries of this port at
                                once; 0 = number of online CPUs */
-    unsigned queue_depth;   /* submission ring size hint; 0 = 256 */
+    unsigned queue_depth;   /* submission ring size hint; 0 = 256. Not a
+                               limit on operations in flight: a start that
+                               finds the ring full hands it to the kernel
+                               and goes on */
     const char *backend;    /* NULL or "": TACIO_BACKEND from the environment,
                                else the best that works; "io_uring"; "epoll" */
 } tacio_port_options_t;

@@ -174,10 +174,26 @@ static struct io_uring_sqe *get_sqe_locked(struct uring *u)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (sqe)
         return sqe;
-    /* Full: hand what is there to the kernel now and try once more. */
-    publish_locked(u);
-    enter_submit(u);
-    return io_uring_get_sqe(&u->ring);
+    /* Full: hand every entry the kernel has not taken to it now, ourselves.
+     * The unsubmitted count alone is not enough: another thread may have
+     * taken it and not yet entered the kernel, and the count is then 0 with
+     * the ring full (a start failed for want of room that way). Our enter and
+     * theirs are serialised by the kernel; whichever comes second finds less
+     * or nothing to take. A few tries cover an enter interrupted or refused
+     * for a moment; sq_lock is held, so there is no sleeping here. */
+    for (int tries = 0; tries < 4 && !atomic_load_explicit(&u->dead, memory_order_acquire);
+         tries++) {
+        publish_locked(u);
+        atomic_store_explicit(&u->unsubmitted, 0, memory_order_relaxed);
+        unsigned ready = io_uring_sq_ready(&u->ring);
+        int r = ready ? io_uring_enter(u->ring.ring_fd, ready, 0, 0, NULL) : 0;
+        sqe = io_uring_get_sqe(&u->ring);
+        if (sqe)
+            return sqe;
+        if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
+            break;
+    }
+    return NULL;
 }
 
 static int records(const struct tacio_handle *h)
