@@ -1921,6 +1921,85 @@ TT_CASE(start_racing_handle_close)
     recs_free();
 }
 
+/* ---- a cancel racing the close and reuse of the op's handle ----------------------- */
+
+/* A canceller that saw the record in flight may find, a moment later, that
+ * it completed, its handle closed and the handle's memory opened again for
+ * another fd (closed handles are recycled). The cancel must then answer
+ * NOT_FOUND (or cancel the record's next use, on its own handle), never act
+ * on the handle that took the old one's place: CI's TSan run caught
+ * tacio_cancel reading a handle that tacio_handle_open was clearing. */
+typedef struct canceller {
+    tacio_op_t *op;
+    _Atomic int stop;
+    _Atomic unsigned tries, hits;
+} canceller_t;
+
+static void *cancel_loop(void *arg)
+{
+    canceller_t *c = arg;
+    while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
+        tacio_status_t st = tacio_cancel(c->op);
+        if (st == TACIO_SUCCESS)
+            atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
+        else if (st != TACIO_NOT_FOUND)
+            TT_FAIL("tacio_cancel racing a close returned %s", sname(st));
+        atomic_fetch_add_explicit(&c->tries, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+TT_CASE(cancel_racing_handle_close_and_reuse)
+{
+    const unsigned n = iters(40000);
+    tacio_port_t *p = tt_port(0);
+    recs_alloc(1, 16);
+    rec_t *r = &g_rec[0];
+    canceller_t c = { .op = &r->op };
+    pthread_t t;
+    ASSERT_EQ_INT(pthread_create(&t, NULL, cancel_loop, &c), 0);
+    unsigned pending = 0, cancelled = 0, sync_cancelled = 0, sync_closed = 0;
+    for (unsigned i = 0; i < n; i++) {
+        tt_context("iter %u/%u", i, n);
+        int fds[2];
+        tt_pipe(fds);
+        tacio_handle_t *h = tt_handle(p, fds[0], 1, 0);
+        arm(r);
+        tacio_status_t st = started(r, tacio_read(h, &r->op, r->buf, r->cap, TACIO_OFFSET_NONE));
+        spin_ns(rdelay(20000));
+        ASSERT_OK(tacio_handle_close(h));
+        if (st == TACIO_PENDING) {
+            pending++;
+            wait_rec(p, r, 5000, "read pending at close");
+            if (r->last.status != TACIO_CANCELLED)
+                TT_FAIL("a read ended by a close or a cancel came back %s",
+                        sname(r->last.status));
+            cancelled++;
+        } else if (st == TACIO_CANCELLED) {
+            sync_cancelled++; /* the canceller came while it was starting */
+        } else if (st == TACIO_FILE_CLOSED) {
+            sync_closed++;
+        } else {
+            TT_FAIL("a read of an empty pipe returned %s", sname(st));
+        }
+        /* The freed handle's memory goes to the next open, at once. */
+        int a[2];
+        tt_pipe(a);
+        tacio_handle_t *ha = tt_handle(p, a[0], 2, 0);
+        ASSERT_OK(tacio_handle_close(ha));
+        close(a[1]);
+        close(fds[1]);
+    }
+    atomic_store_explicit(&c.stop, 1, memory_order_release);
+    pthread_join(t, NULL);
+    tt_context("%s", "");
+    tt_note("%u reads: %u pending (%u came back CANCELLED), %u cancelled while starting, %u "
+            "closed while starting; %u cancels, %u found their target", n, pending, cancelled,
+            sync_cancelled, sync_closed, atomic_load(&c.tries), atomic_load(&c.hits));
+    settle_and_close(p);
+    recs_free();
+}
+
 /* ---- a cancel that misses is retried at an interval ---------------------------------- */
 
 /* A cancel can find its target already taken off the kernel's lists, its
@@ -2156,6 +2235,7 @@ static tt_case_t tt_cases[] = {
     TT_ENTRY(port_close_races_ops_and_posts, 120),
     TT_ENTRY(post_racing_port_close, 120),
     TT_ENTRY(start_racing_handle_close, 120),
+    TT_ENTRY(cancel_racing_handle_close_and_reuse, 120),
     TT_ENTRY(issuing_thread_exits, 120),
     TT_ENTRY(missed_cancel_retried_at_an_interval, 30),
 };

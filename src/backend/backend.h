@@ -30,8 +30,11 @@ struct tacio_backend {
      * Any other status: nothing was armed; the core ends the op with it. */
     tacio_status_t (*submit)(struct tacio_port *p, tacio_op_t *op, bool defer);
     /* Request cancellation of one op / all ops of a handle. Never waits.
-     * SUCCESS if requested, NOT_FOUND if nothing was in flight. */
-    tacio_status_t (*cancel)(struct tacio_port *p, tacio_op_t *op);
+     * SUCCESS if requested, NOT_FOUND if nothing was in flight. cancel's h
+     * is the handle the caller found the op on, with a reference held: an
+     * op now on another handle is a later use, NOT_FOUND (and the other
+     * handle may be gone: never read it). */
+    tacio_status_t (*cancel)(struct tacio_port *p, tacio_op_t *op, struct tacio_handle *h);
     tacio_status_t (*cancel_handle)(struct tacio_port *p, struct tacio_handle *h);
     /* Wait up to timeout_ms (negative: forever) for results; append every op
      * finished to out. Called by one thread at a time (the poller).

@@ -748,9 +748,9 @@ static tacio_status_t e_submit(struct tacio_port *p, tacio_op_t *op, bool defer)
 
 /* Take op out if it is armed and not running. Where it would be follows
  * from its kind and handle; finding it there proves it is armed. */
-static void take_armed_locked(struct ep *e, tacio_op_t *op, struct oplist *fin)
+static void take_armed_locked(struct ep *e, tacio_op_t *op, struct tacio_handle *h,
+                              struct oplist *fin)
 {
-    struct tacio_handle *h = op_handle(op);
     if (op_kind(op) == K_TIMER) {
         /* The record may be restarting (op_begin) after the completion this
          * cancel came for: the index is then checked against the heap. */
@@ -776,19 +776,19 @@ static void take_armed_locked(struct ep *e, tacio_op_t *op, struct oplist *fin)
     }
 }
 
-static tacio_status_t e_cancel(struct tacio_port *p, tacio_op_t *op)
+static tacio_status_t e_cancel(struct tacio_port *p, tacio_op_t *op, struct tacio_handle *h)
 {
     struct ep *e = E(p);
     struct oplist fin = {0};
     pthread_mutex_lock(&e->lock);
     uint32_t w = atomic_load_explicit(op_word(op), memory_order_acquire);
-    if ((w & OPW_STATE_MASK) != OP_INFLIGHT) {
+    if ((w & OPW_STATE_MASK) != OP_INFLIGHT || op_handle(op) != h) {
         pthread_mutex_unlock(&e->lock);
         return TACIO_NOT_FOUND;
     }
     mark_cancel(op, w);
     if (!e->closing)
-        take_armed_locked(e, op, &fin);
+        take_armed_locked(e, op, h, &fin);
     e->active++;
     settle_unlock(p, e, &fin);
     return TACIO_SUCCESS;

@@ -711,9 +711,9 @@ static void f_destroy(struct tacio_port *p)
     free(f);
 }
 
-static tacio_status_t f_cancel(struct tacio_port *p, tacio_op_t *op)
+static tacio_status_t f_cancel(struct tacio_port *p, tacio_op_t *op, struct tacio_handle *h)
 {
-    return p->fault_real->cancel(p, op);
+    return p->fault_real->cancel(p, op, h);
 }
 
 static tacio_status_t f_cancel_handle(struct tacio_port *p, struct tacio_handle *h)

@@ -410,12 +410,12 @@ static void issue_retries(struct tacio_port *p, struct uring *u)
         enter_submit(u);
 }
 
-static tacio_status_t u_cancel(struct tacio_port *p, tacio_op_t *op)
+static tacio_status_t u_cancel(struct tacio_port *p, tacio_op_t *op, struct tacio_handle *h)
 {
     struct uring *u = U(p);
     tacio_status_t st = TACIO_SUCCESS;
     pthread_mutex_lock(&u->sq_lock);
-    if (!tacio__op_mark_cancel(op)) {
+    if (op_handle(op) != h || !tacio__op_mark_cancel(op)) {
         st = TACIO_NOT_FOUND;
     } else {
         struct slot *s = slot_at(u, op_slot(op));

@@ -1,6 +1,7 @@
 /* handle.c - wrapping fds, and closing them only when no operation in the
  * kernel can still resolve the number. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -24,10 +25,20 @@ static struct tacio_handle *handle_alloc(void)
     if (h)
         free_handles = h->free_next;
     pthread_mutex_unlock(&free_lock);
-    if (!h)
+    if (!h) {
         h = malloc(sizeof *h);
-    if (h)
-        memset(h, 0, sizeof *h);
+        if (h)
+            atomic_init(&h->refs, 0);
+    }
+    if (h) {
+        /* Not refs: a tacio_cancel holding a pointer to this handle's past
+         * life reads it (tacio__handle_try_ref), and must see the 0 the
+         * release left, not a store racing it. tacio_handle_open sets it
+         * last, with release, once the rest is in place. */
+        memset(h, 0, offsetof(struct tacio_handle, refs));
+        memset((char *)h + offsetof(struct tacio_handle, refs) + sizeof h->refs, 0,
+               sizeof *h - offsetof(struct tacio_handle, refs) - sizeof h->refs);
+    }
     return h;
 }
 
@@ -128,8 +139,15 @@ tacio_status_t tacio_handle_open(tacio_port_t *port, int fd, uint64_t key, unsig
     if (!h)
         return TACIO_NO_MEMORY;
     tacio_status_t st = classify(fd, h);
+    if (st == TACIO_SUCCESS && h->type != H_FILE) {
+        /* FIONBIO sets O_NONBLOCK in one call, where fcntl needs a
+         * read-modify-write of two. */
+        int on = 1;
+        if (ioctl(fd, FIONBIO, &on) < 0)
+            st = tacio_status_from_errno(errno);
+    }
     if (st != TACIO_SUCCESS) {
-        h->port = NULL;
+        /* Never opened: no port reference to drop, no on_free to run. */
         pthread_mutex_lock(&free_lock);
         h->magic = HANDLE_DEAD;
         h->free_next = free_handles;
@@ -137,24 +155,14 @@ tacio_status_t tacio_handle_open(tacio_port_t *port, int fd, uint64_t key, unsig
         pthread_mutex_unlock(&free_lock);
         return st;
     }
-    if (h->type != H_FILE) {
-        /* FIONBIO sets O_NONBLOCK in one call, where fcntl needs a
-         * read-modify-write of two. */
-        int on = 1;
-        if (ioctl(fd, FIONBIO, &on) < 0) {
-            st = tacio_status_from_errno(errno);
-            handle_free(h);
-            return st;
-        }
-    }
     h->fd = fd;
     h->key = key;
     h->flags = (uint16_t)flags;
     h->port = port;
     atomic_fetch_add_explicit(&port->refs, 1, memory_order_relaxed);
-    atomic_init(&h->refs, 1);
     atomic_init(&h->hints, HINT_RX_TRY);
     h->magic = HANDLE_MAGIC;
+    atomic_store_explicit(&h->refs, 1, memory_order_release);
     *out = h;
     return TACIO_SUCCESS;
 }
@@ -179,17 +187,26 @@ static void close_fd_if_last(struct tacio_handle *h, uint32_t now)
         close(h->fd);
 }
 
-bool tacio__handle_use_begin(struct tacio_handle *h)
+bool tacio__handle_try_ref(struct tacio_handle *h)
 {
     /* Only from a live count: a start racing the close that dropped the last
      * reference must not revive the handle, or its release would free it a
-     * second time (the free list would then hand one handle to two opens). */
-    uint32_t r = atomic_load_explicit(&h->refs, memory_order_relaxed);
+     * second time (the free list would then hand one handle to two opens).
+     * acquire: pairs with tacio_handle_open's release of the first
+     * reference, so a caller that got one reads the open's fields. */
+    uint32_t r = atomic_load_explicit(&h->refs, memory_order_acquire);
     do {
         if (r == 0)
             return false;
-    } while (!atomic_compare_exchange_weak_explicit(&h->refs, &r, r + 1, memory_order_relaxed,
-                                                    memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&h->refs, &r, r + 1, memory_order_acquire,
+                                                    memory_order_acquire));
+    return true;
+}
+
+bool tacio__handle_use_begin(struct tacio_handle *h)
+{
+    if (!tacio__handle_try_ref(h))
+        return false;
     uint32_t prev = atomic_fetch_add_explicit(&h->use, USE_ONE, memory_order_acquire);
     if (!(prev & USE_CLOSING))
         return true;

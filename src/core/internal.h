@@ -299,8 +299,10 @@ TACIO_INTERNAL unsigned tacio__op_dir(const tacio_op_t *op);
 /* Take the direction's turn, or queue op behind the one that has it.
  * True: op has the turn and must run now. */
 TACIO_INTERNAL bool tacio__dir_enter(tacio_op_t *op);
-/* Remove a queued (not yet running) op; true if it was queued. */
-TACIO_INTERNAL bool tacio__dir_unqueue(tacio_op_t *op);
+/* Remove a queued (not yet running) op from h's queue; true if it was there. h is
+ * the handle the caller holds a reference on, not op's field read again: the
+ * record may have moved on to another handle meanwhile (tacio_cancel). */
+TACIO_INTERNAL bool tacio__dir_unqueue(struct tacio_handle *h, tacio_op_t *op);
 /* Remove every queued op of h into out (close, cancel_handle). */
 TACIO_INTERNAL void tacio__dir_unqueue_all(struct tacio_handle *h, struct oplist *out);
 /* Finish an op that never ran (taken out of its direction's queue). */
@@ -403,6 +405,9 @@ TACIO_INTERNAL unsigned tacio__thread_run_apcs(struct tacio_thread *t);
 TACIO_INTERNAL void tacio__port_wake_thread(struct tacio_port *p, struct tacio_thread *t);
 TACIO_INTERNAL void tacio__port_progress(struct tacio_port *p, struct tacio_thread *t, int ms);
 TACIO_INTERNAL void tacio__port_redirect(struct tacio_port *p, struct tacio_thread *t);
+/* A reference on h if it still has one (its memory stays a handle: closed
+ * handles go to a free list); false once the last went. */
+TACIO_INTERNAL bool tacio__handle_try_ref(struct tacio_handle *h);
 /* An op is starting: takes a use and a reference. False if h is closing. */
 TACIO_INTERNAL bool tacio__handle_use_begin(struct tacio_handle *h);
 TACIO_INTERNAL bool tacio__handle_valid(const struct tacio_handle *h);

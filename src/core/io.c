@@ -409,11 +409,22 @@ tacio_status_t tacio_cancel(tacio_op_t *op)
     uint32_t w = atomic_load_explicit(op_word(op), memory_order_acquire);
     if ((w & OPW_STATE_MASK) != OP_INFLIGHT)
         return TACIO_NOT_FOUND;
+    /* The op may complete, and its handle close and be opened again for
+     * another fd, between that load and here: pin the handle, then look
+     * again. Still in flight in the same use, the op holds its own
+     * reference, so the handle pinned is its own. */
     struct tacio_handle *h = op_handle(op);
+    if (!tacio__handle_try_ref(h))
+        return TACIO_NOT_FOUND;
+    uint32_t w2 = atomic_load_explicit(op_word(op), memory_order_acquire);
+    if ((w2 & OPW_STATE_MASK) != OP_INFLIGHT || (w2 >> OPW_GEN_SHIFT) != (w >> OPW_GEN_SHIFT)) {
+        tacio__handle_unref(h);
+        return TACIO_NOT_FOUND;
+    }
     struct tacio_port *p = h->port;
     port_enter(p);
     tacio_status_t st;
-    if (tacio__dir_unqueue(op)) {
+    if (tacio__dir_unqueue(h, op)) {
         /* It was waiting for its turn and never reached the kernel. */
         tacio__op_finish_unqueued(op, TACIO_CANCELLED);
         struct oplist l = {0};
@@ -421,8 +432,9 @@ tacio_status_t tacio_cancel(tacio_op_t *op)
         tacio__port_complete_list(p, &l);
         st = TACIO_SUCCESS;
     } else {
-        st = p->be->cancel(p, op);
+        st = p->be->cancel(p, op, h);
     }
     port_leave(p);
+    tacio__handle_unref(h);
     return st;
 }

@@ -59,9 +59,8 @@ bool tacio__op_begin(tacio_op_t *op, struct tacio_handle *h, unsigned kind, void
     return true;
 }
 
-unsigned tacio__op_dir(const tacio_op_t *op)
+static unsigned dir_on(const struct tacio_handle *h, const tacio_op_t *op)
 {
-    const struct tacio_handle *h = op_handle(op);
     if (h->type != H_STREAM && h->type != H_PIPE)
         return DIR_NONE;
     switch (op_kind(op)) {
@@ -74,6 +73,11 @@ unsigned tacio__op_dir(const tacio_op_t *op)
     default:
         return DIR_NONE;
     }
+}
+
+unsigned tacio__op_dir(const tacio_op_t *op)
+{
+    return dir_on(op_handle(op), op);
 }
 
 static void qlock(struct tacio_handle *h)
@@ -132,12 +136,11 @@ static tacio_op_t *dir_leave(struct tacio_handle *h, unsigned d)
     return next;
 }
 
-bool tacio__dir_unqueue(tacio_op_t *op)
+bool tacio__dir_unqueue(struct tacio_handle *h, tacio_op_t *op)
 {
-    unsigned d = tacio__op_dir(op);
+    unsigned d = dir_on(h, op);
     if (d == DIR_NONE)
         return false;
-    struct tacio_handle *h = op_handle(op);
     bool found = false;
     qlock(h);
     tacio_op_t *prev = NULL;
