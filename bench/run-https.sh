@@ -24,7 +24,9 @@
 # tacio-httpd, tacio-1pool or nginx, metric rps, and for handshakes also server_cpu_ms; until
 # 2026-12-03 the default was one pool
 # and tacio-shards named --shards <CPUs>) to --out (the run-all.sh raw format) and prints a
-# table with the ratios tacio/nginx and, for the client-certificate mode, tacio's own
+# table with the ratios tacio/nginx (of the medians, and "paired": the median over reps of run k
+# of one against run k of the other, which both saw the same load) and, for the
+# client-certificate mode, tacio's own
 # hs-ecdsa-cert / hs-ecdsa and hs-rsa-cert / hs-rsa (target: >= 0.8), with nginx's own for
 # comparison, and the same ratio of server CPU per handshake (the server's own capacity).
 #
@@ -232,10 +234,18 @@ function median(list,   n, a, i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-{ v[$1, $2] = v[$1, $2] " " $4; cpu[$1, $2] = cpu[$1, $2] " " $5; cases[$1] = 1 }
+{ v[$1, $2] = v[$1, $2] " " $4; cpu[$1, $2] = cpu[$1, $2] " " $5; cases[$1] = 1; one[$1, $2, $3] = $4 }
+# The median of run k of tacio-httpd against run k of nginx: both saw the same load.
+function paired(c,   r, list) {
+	list = ""
+	for (r = 1; (c, "nginx", r) in one; r++)
+		if (one[c, "nginx", r] > 0 && ((c, "tacio-httpd", r) in one))
+			list = list " " one[c, "tacio-httpd", r] / one[c, "nginx", r]
+	return list == "" ? 0 : median(list)
+}
 END {
-	printf "%-16s %12s %12s %12s %9s %9s   %s\n", "case", "tacio-httpd", "--shards 1", "nginx", "ratio",
-		"1 pool", "server CPU ms/handshake: tacio-httpd, nginx"
+	printf "%-16s %12s %12s %12s %9s %9s %9s   %s\n", "case", "tacio-httpd", "--shards 1", "nginx", "ratio",
+		"paired", "1 pool", "server CPU ms/handshake: tacio-httpd, nginx"
 	split("keepalive hs-ecdsa hs-rsa hs-ecdsa-cert hs-rsa-cert", order, " ")
 	for (k = 1; k <= 5; k++) {
 		c = order[k]
@@ -243,7 +253,8 @@ END {
 		t = median(v[c, "tacio-httpd"]); s = median(v[c, "tacio-1pool"]); n = median(v[c, "nginx"])
 		m[c] = t; ms[c] = s; mn[c] = n
 		ct[c] = median(cpu[c, "tacio-httpd"]); cn[c] = median(cpu[c, "nginx"])
-		printf "%-16s %12.0f %12.0f %12.0f %8.2fx %8.2fx", c, t, s, n, (n > 0 ? t / n : 0), (n > 0 ? s / n : 0)
+		printf "%-16s %12.0f %12.0f %12.0f %8.2fx %8.2fx %8.2fx", c, t, s, n, (n > 0 ? t / n : 0), paired(c),
+			(n > 0 ? s / n : 0)
 		if (c != "keepalive") printf "   %.3f, %.3f", ct[c], cn[c]
 		printf "  (target >= 1.0x)\n"
 	}
