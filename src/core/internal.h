@@ -391,7 +391,8 @@ static inline bool op_has_routine(const tacio_op_t *op)
 }
 /* After it began (INFLIGHT), by the owner: owner recorded, tracked. */
 TACIO_INTERNAL void tacio__thread_track(struct tacio_thread *t, tacio_op_t *op);
-/* At finish (out of INFLIGHT): no longer in flight. */
+/* At finish (out of INFLIGHT): no longer in flight. Not for a routine's record:
+ * tacio__thread_take_routine or its release takes that off the list. */
 TACIO_INTERNAL void tacio__thread_untrack(tacio_op_t *op);
 /* At release: drop the record's reference on its thread. */
 TACIO_INTERNAL void tacio__thread_release_op(tacio_op_t *op);

@@ -219,7 +219,9 @@ bool tacio__op_finish(tacio_op_t *op, uint32_t gen, tacio_status_t st, uint64_t 
     struct tacio_handle *h = op_handle(op);
     op->status = st;
     op->bytes = bytes;
-    if (op_owned(op))
+    /* A routine's record stays on its thread's list until it is queued
+     * there (tacio__thread_take_routine): an exiting owner waits for it. */
+    if (op_owned(op) && !op_has_routine(op))
         tacio__thread_untrack(op);
     update_hints(h, op, st, bytes);
     unsigned d = tacio__op_dir(op);
@@ -240,7 +242,7 @@ void tacio__op_finish_unqueued(tacio_op_t *op, tacio_status_t st)
     if (finish_word(op, op_gen(op))) {
         op->status = st;
         op->bytes = 0;
-        if (op_owned(op))
+        if (op_owned(op) && !op_has_routine(op))
             tacio__thread_untrack(op);
         tacio__handle_use_end(op_handle(op));
     }

@@ -215,6 +215,16 @@ static void thread_unref(struct tacio_thread *t)
     free(t);
 }
 
+static void pending_remove_locked(struct tacio_thread *t, tacio_op_t *op)
+{
+    for (unsigned i = 0; i < t->npending; i++) {
+        if (t->pending[i] == op) {
+            t->pending[i] = t->pending[--t->npending];
+            break;
+        }
+    }
+}
+
 void tacio__thread_release_op(tacio_op_t *op)
 {
     struct own_stripe *s = own_stripe(op);
@@ -231,6 +241,13 @@ void tacio__thread_release_op(tacio_op_t *op)
     }
     pthread_mutex_unlock(&s->m);
     atomic_fetch_and_explicit(op_word(op), ~OPW_OWNED, memory_order_relaxed);
+    if (t && op_has_routine(op)) {
+        /* A routine's record that ended without being queued for its thread
+         * (a synchronous result, a discard at close) leaves the list here. */
+        pthread_mutex_lock(&t->m);
+        pending_remove_locked(t, op);
+        pthread_mutex_unlock(&t->m);
+    }
     if (t)
         thread_unref(t);
 }
@@ -307,12 +324,7 @@ void tacio__thread_untrack(tacio_op_t *op)
 {
     struct tacio_thread *t = tacio__op_owner(op);
     pthread_mutex_lock(&t->m);
-    for (unsigned i = 0; i < t->npending; i++) {
-        if (t->pending[i] == op) {
-            t->pending[i] = t->pending[--t->npending];
-            break;
-        }
-    }
+    pending_remove_locked(t, op);
     pthread_mutex_unlock(&t->m);
 }
 
@@ -323,6 +335,11 @@ bool tacio__thread_take_routine(tacio_op_t *op)
 {
     struct tacio_thread *t = tacio__op_owner(op);
     pthread_mutex_lock(&t->m);
+    /* Off the pending list and onto the routine queue in one step: an
+     * exiting owner waits while the list is not empty, so it cannot finish
+     * between the record's completion and its queueing here (it once did,
+     * and the routine's entry went to the port instead). */
+    pending_remove_locked(t, op);
     if (!atomic_load_explicit(&t->alive, memory_order_relaxed)) {
         pthread_mutex_unlock(&t->m);
         return false;
