@@ -53,6 +53,7 @@
 #include <tacio/io.h>
 #include <tacio/pool.h>
 
+#include "http/libctx.h"
 #include "http/parse.h"
 #include "http/pki.h"
 
@@ -1612,7 +1613,9 @@ static tacio_status_t parse_url(const char *url, bool *tls, struct sockaddr_stor
 static SSL_CTX *make_ctx(tacio_http_queue_t *q, const tacio_http_tls_t *tls, X509_STORE **store)
 {
     char rs[512];
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    OSSL_LIB_CTX *lc = tacio__tls_libctx();
+    EVP_PKEY *key = NULL;
+    SSL_CTX *ctx = SSL_CTX_new_ex(lc, NULL, TLS_server_method());
     if (!ctx)
         goto fail;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -1622,13 +1625,15 @@ static SSL_CTX *make_ctx(tacio_http_queue_t *q, const tacio_http_tls_t *tls, X50
     /* Client chains of 64 KiB and more must get through. */
     SSL_CTX_set_max_cert_list(ctx, 4u << 20);
     if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert_file) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) != 1 ||
+        !(key = tacio__tls_load_key(tls->key_file, lc)) || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1)
         goto fail;
+    EVP_PKEY_free(key); /* the context holds its own reference */
+    key = NULL;
     if (tls->ca_file) {
         if (SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL) != 1 || !attach_vcache(ctx))
             goto fail;
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(tls->ca_file);
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file_ex(tls->ca_file, lc, NULL);
         if (names)
             SSL_CTX_set_client_CA_list(ctx, names);
     }
@@ -1652,6 +1657,7 @@ static SSL_CTX *make_ctx(tacio_http_queue_t *q, const tacio_http_tls_t *tls, X50
 fail:
     qlog(q, "tls: cannot set up %s / %s: %s", tls->cert_file ? tls->cert_file : "(no cert)",
          tls->key_file ? tls->key_file : "(no key)", ssl_reasons(rs, sizeof rs));
+    EVP_PKEY_free(key);
     SSL_CTX_free(ctx);
     return NULL;
 }
