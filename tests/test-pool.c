@@ -2,6 +2,8 @@
  * work, timers, waits, sizing, cleanup groups and calls made from inside
  * callbacks. Every case runs on each backend in TACIO_TEST_BACKENDS. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -762,6 +764,65 @@ TT_CASE(bad_arguments)
     ASSERT_OK(tacio_pool_close(pool));
 }
 
+/* ---- CPUs --------------------------------------------------------------------------------- */
+
+typedef struct where {
+    _Atomic unsigned runs, wrong;
+    unsigned cpu;
+} where_t;
+
+static void where_cb(void *ctx)
+{
+    where_t *w = ctx;
+    cpu_set_t cs;
+    CPU_ZERO(&cs);
+    bool bound = pthread_getaffinity_np(pthread_self(), sizeof cs, &cs) == 0 && CPU_COUNT(&cs) == 1 &&
+                 CPU_ISSET(w->cpu, &cs);
+    if (!bound || sched_getcpu() != (int)w->cpu)
+        atomic_fetch_add(&w->wrong, 1);
+    atomic_fetch_add(&w->runs, 1);
+}
+
+TT_CASE(threads_bound_to_cpus)
+{
+    cpu_set_t allowed;
+    ASSERT_EQ_INT(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    /* The last CPU the process may use: not the one the test started on,
+     * on most runs, so an unbound thread would show. */
+    int last = -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &allowed))
+            last = c;
+    ASSERT_TRUE(last >= 0);
+    where_t w = {.cpu = (unsigned)last};
+    unsigned cpus[] = {w.cpu};
+    tacio_pool_options_t o = {.min_threads = 3, .max_threads = 3, .concurrency = 3, .cpus = cpus, .ncpus = 1};
+    tacio_pool_t *pool;
+    ASSERT_OK(tacio_pool_create(&pool, &o));
+    cpus[0] = 0; /* not kept: the pool copied it */
+    for (unsigned i = 0; i < 300; i++)
+        ASSERT_OK(tacio_pool_submit(pool, where_cb, &w));
+    wait_for(&w.runs, 300, 5000, "calls on the bound threads");
+    ASSERT_EQ_INT(atomic_load(&w.wrong), 0);
+    tacio_pool_info_t info;
+    ASSERT_OK(tacio_pool_info(pool, &info));
+    ASSERT_EQ_INT(info.threads, 3);
+    ASSERT_OK(tacio_pool_close(pool));
+
+    /* A CPU the process may not use, or none at all, is refused at once. */
+    unsigned bad[] = {(unsigned)last + 1};
+    if (last + 1 < CPU_SETSIZE && !CPU_ISSET(last + 1, &allowed)) {
+        o.cpus = bad;
+        ASSERT_EQ_STATUS(tacio_pool_create(&pool, &o), TACIO_INVALID_PARAMETER);
+        ASSERT_TRUE(strstr(tacio_last_error(), "may run on") != NULL);
+    }
+    unsigned huge[] = {1u << 20};
+    o.cpus = huge;
+    ASSERT_EQ_STATUS(tacio_pool_create(&pool, &o), TACIO_INVALID_PARAMETER);
+    o.cpus = NULL;
+    ASSERT_EQ_STATUS(tacio_pool_create(&pool, &o), TACIO_INVALID_PARAMETER);
+}
+
 static const tt_case_t tt_cases[] = {
     TT_ENTRY(io_callback_once_per_pending, 30),
     TT_ENTRY(io_warning_never_runs_callback, 30),
@@ -781,5 +842,6 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(group_close_waits_and_reports, 60),
     TT_ENTRY(group_and_pool_close_without_cancel, 60),
     TT_ENTRY(bad_arguments, 30),
+    TT_ENTRY(threads_bound_to_cpus, 30),
 };
 TT_MAIN()

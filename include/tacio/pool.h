@@ -66,6 +66,12 @@ typedef struct tacio_pool_options {
     unsigned idle_ms;       /* a thread above min_threads leaves after this
                                long without work; 0 = 5000 */
     const char *backend;    /* as in tacio_port_options_t */
+    const unsigned *cpus;   /* NULL: threads run where the scheduler puts
+                               them; else every pool thread is bound to
+                               these CPUs (sched_setaffinity numbering),
+                               each of which the process must be allowed;
+                               the array is not kept */
+    unsigned ncpus;         /* entries in cpus */
 } tacio_pool_options_t;
 
 /* Flags of the close calls. */
@@ -78,7 +84,8 @@ typedef struct tacio_pool_options {
 
 /* tacio_pool_create - start a pool (its port and min_threads threads).
  * RETURN VALUE: TACIO_SUCCESS and *out set; TACIO_INVALID_PARAMETER (out
- *   NULL, or min_threads > max_threads); TACIO_NO_MEMORY; a port creation
+ *   NULL, min_threads > max_threads, ncpus without cpus, or a CPU the
+ *   process may not run on: tacio_last_error() names it); TACIO_NO_MEMORY; a port creation
  *   status (tacio_port_create_ex).
  * LIFETIME: the pool is the caller's until tacio_pool_close(). opts may be
  *   NULL (defaults) and is not kept. */

@@ -121,6 +121,8 @@ struct tacio_pool {
     tacio_pool_group_t *groups;
     _Atomic uint64_t callbacks, cancelled;
     struct obj call;            /* target of tacio_pool_submit's packets */
+    pthread_attr_t attr;        /* the threads' CPUs (tacio_pool_options_t.cpus) */
+    bool has_attr;
 };
 
 /* The pool thread's own state: which pool, which object's callback runs. */
@@ -359,7 +361,7 @@ static bool spawn_locked(struct tacio_pool *pool)
         slot++;
     if (slot == pool->max)
         return false;
-    if (pthread_create(&pool->live[slot], NULL, worker_main, pool) != 0)
+    if (pthread_create(&pool->live[slot], pool->has_attr ? &pool->attr : NULL, worker_main, pool) != 0)
         return false;
     pool->live_used[slot] = true;
     pool->threads++;
@@ -543,6 +545,56 @@ static unsigned ncpu(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* The pool's threads start bound to cpus: each must be one the process may
+ * run on, so that a typo fails here and not as a pool without threads. */
+static tacio_status_t bind_attr(struct tacio_pool *pool, const unsigned *cpus, unsigned n)
+{
+    unsigned top = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (cpus[i] > top)
+            top = cpus[i];
+    if (top >= 1u << 16) {
+        tacio__set_error("cpu %u: no such CPU", top);
+        return TACIO_INVALID_PARAMETER;
+    }
+    size_t size = CPU_ALLOC_SIZE(top + 1);
+    cpu_set_t *want = CPU_ALLOC(top + 1), *allowed = CPU_ALLOC(top + 1);
+    tacio_status_t st = want && allowed ? TACIO_SUCCESS : TACIO_NO_MEMORY;
+    if (st == TACIO_SUCCESS) {
+        CPU_ZERO_S(size, want);
+        CPU_ZERO_S(size, allowed);
+        /* EINVAL: the process's mask is wider than this set, so CPUs above
+         * top are allowed too; the ones asked for are still answered. */
+        if (sched_getaffinity(0, size, allowed) != 0 && errno != EINVAL)
+            st = tacio_status_from_errno(errno);
+    }
+    for (unsigned i = 0; st == TACIO_SUCCESS && i < n; i++) {
+        if (!CPU_ISSET_S(cpus[i], size, allowed)) {
+            tacio__set_error("cpu %u: not one this process may run on", cpus[i]);
+            st = TACIO_INVALID_PARAMETER;
+        }
+        CPU_SET_S(cpus[i], size, want);
+    }
+    if (st == TACIO_SUCCESS) {
+        int e = pthread_attr_init(&pool->attr);
+        if (e == 0 && (e = pthread_attr_setaffinity_np(&pool->attr, size, want)) != 0)
+            pthread_attr_destroy(&pool->attr);
+        if (e != 0)
+            st = tacio_status_from_errno(e);
+        pool->has_attr = e == 0;
+    }
+    CPU_FREE(want);
+    CPU_FREE(allowed);
+    return st;
+}
+
+static void drop_attr(struct tacio_pool *pool)
+{
+    if (pool->has_attr)
+        pthread_attr_destroy(&pool->attr);
+    pool->has_attr = false;
+}
+
 tacio_status_t tacio_pool_create(tacio_pool_t **out, const tacio_pool_options_t *opts)
 {
     if (!out)
@@ -556,14 +608,26 @@ tacio_status_t tacio_pool_create(tacio_pool_t **out, const tacio_pool_options_t 
         tacio__set_error("min_threads %u > max_threads %u", min, max);
         return TACIO_INVALID_PARAMETER;
     }
+    if (o.ncpus && !o.cpus) {
+        tacio__set_error("ncpus %u with no cpus", o.ncpus);
+        return TACIO_INVALID_PARAMETER;
+    }
     struct tacio_pool *pool = calloc(1, sizeof *pool);
     if (!pool)
         return TACIO_NO_MEMORY;
+    if (o.cpus && o.ncpus) {
+        tacio_status_t cst = bind_attr(pool, o.cpus, o.ncpus);
+        if (cst != TACIO_SUCCESS) {
+            free(pool);
+            return cst;
+        }
+    }
     pool->live = calloc(max, sizeof *pool->live);
     pool->live_used = calloc(max, sizeof *pool->live_used);
     if (!pool->live || !pool->live_used) {
         free(pool->live);
         free(pool->live_used);
+        drop_attr(pool);
         free(pool);
         return TACIO_NO_MEMORY;
     }
@@ -573,6 +637,7 @@ tacio_status_t tacio_pool_create(tacio_pool_t **out, const tacio_pool_options_t 
     if (st != TACIO_SUCCESS) {
         free(pool->live);
         free(pool->live_used);
+        drop_attr(pool);
         free(pool);
         return st;
     }
@@ -596,6 +661,7 @@ tacio_status_t tacio_pool_create(tacio_pool_t **out, const tacio_pool_options_t 
                 pthread_join(pool->live[i], NULL);
         free(pool->live);
         free(pool->live_used);
+        drop_attr(pool);
         free(pool);
         return TACIO_INSUFFICIENT_RESOURCES;
     }
@@ -1285,6 +1351,7 @@ tacio_status_t tacio_pool_close(tacio_pool_t *pool)
     pthread_mutex_destroy(&pool->lock);
     free(pool->live);
     free(pool->live_used);
+    drop_attr(pool);
     free(pool);
     return TACIO_SUCCESS;
 }
