@@ -8,11 +8,13 @@ tacio_test(test-http-parse LABELS http TIMEOUT 300)
 tacio_test(test-http-pki   LABELS http TIMEOUT 300)
 # The listeners' OpenSSL context (src/http/libctx.h).
 tacio_test(test-http-libctx LABELS http TIMEOUT 300)
+# New connections to the queue of their CPU (src/http/steer.h).
+tacio_test(test-http-steer LABELS http TIMEOUT 300)
 # The request queue with real clients (raw sockets, curl, openssl s_client).
 tacio_test(test-http-queue LABELS http TIMEOUT 900)
 # tacio-httpd as a program: first run, routes, SIGTERM.
 tacio_test(test-http-httpd LABELS http TIMEOUT 300)
-foreach(t test-http-parse test-http-pki test-http-libctx test-http-queue test-http-httpd)
+foreach(t test-http-parse test-http-pki test-http-libctx test-http-steer test-http-queue test-http-httpd)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE tacio_http_static)
   endif()

@@ -100,6 +100,14 @@ typedef struct tacio_http_queue_options {
                                        each take new connections only when free:
                                        whichever is free first takes each one
                                        (tacio-httpd --shards; docs/http.md "Shards") */
+    bool steer_by_cpu;              /* with reuse_port (not share_listeners): a new
+                                       connection goes to the queue whose cpu is
+                                       the CPU that received it, by hash if none
+                                       is. Every queue listening on the address
+                                       must ask for it, and each queue's pool
+                                       should run on its CPU (tacio_pool_options_t.cpus;
+                                       tacio-httpd --shard-accept cpu; docs/http.md "Shards") */
+    unsigned cpu;                   /* this queue's CPU, for steer_by_cpu */
 } tacio_http_queue_options_t;
 
 /* tacio_http_queue_create - a queue whose connections and callbacks run on

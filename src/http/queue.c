@@ -55,6 +55,7 @@
 
 #include "http/libctx.h"
 #include "http/parse.h"
+#include "http/steer.h"
 #include "http/pki.h"
 
 /* The public layout is the parser's flat layout; keep them one. */
@@ -98,6 +99,7 @@ struct listener {
     X509_STORE *store;            /* what client certificates verify against */
     tacio_http_client_cert_mode_t mode;
     bool closed;
+    bool steered;                 /* joined its address's CPU steering (src/http/steer.h) */
     struct acceptor acc[N_ACCEPTS];
     struct listener *next;
 };
@@ -1522,6 +1524,9 @@ tacio_status_t tacio_http_queue_create(tacio_pool_t *pool, const tacio_http_queu
 {
     if (!pool || !cb || !out)
         return TACIO_INVALID_PARAMETER;
+    /* Steering picks among a reuseport group's sockets: there must be one. */
+    if (opts && opts->steer_by_cpu && (!opts->reuse_port || opts->share_listeners))
+        return TACIO_INVALID_PARAMETER;
     tacio_http_queue_t *q = calloc(1, sizeof *q);
     if (!q)
         return TACIO_NO_MEMORY;
@@ -1665,6 +1670,8 @@ fail:
 /* A listener never started: its descriptor, its TLS context reference, itself. */
 static void listener_discard(struct listener *l)
 {
+    if (l->steered)
+        tacio__steer_leave(l->fd);
     close(l->fd);
     SSL_CTX_free(l->ctx);
     free(l);
@@ -1740,9 +1747,25 @@ tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, const char *url,
             errno = e;
         }
     }
+    /* A steered group's order is the order its sockets began to listen:
+     * the join follows the listen with no other in between. */
+    static pthread_mutex_t steer_mu = PTHREAD_MUTEX_INITIALIZER;
+    bool steer = q->o.reuse_port && q->o.steer_by_cpu;
+    if (steer)
+        pthread_mutex_lock(&steer_mu);
     if (fd < 0 || bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, 4096) < 0) {
         st = tacio_status_from_errno(errno);
         qlog(q, "listen %s: %s", url, strerror(errno));
+    } else if (steer && (st = tacio__steer_join(fd, q->o.cpu)) != TACIO_SUCCESS) {
+        qlog(q, "listen %s: steering by CPU: %s", url, tacio_status_name(st));
+    } else {
+        l->steered = steer;
+    }
+    if (steer)
+        pthread_mutex_unlock(&steer_mu);
+    if (st != TACIO_SUCCESS || fd < 0) {
+        if (st == TACIO_SUCCESS)
+            st = TACIO_UNSUCCESSFUL;
         if (fd >= 0)
             close(fd);
         SSL_CTX_free(l->ctx);
@@ -1814,6 +1837,8 @@ static void close_listeners(tacio_http_queue_t *q)
         pthread_mutex_unlock(&q->mu);
         if (!todo)
             return;
+        if (todo->steered)
+            tacio__steer_leave(todo->fd);
         tacio_pool_io_close(todo->io, 0);
     }
 }

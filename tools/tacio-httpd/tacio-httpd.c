@@ -4,7 +4,7 @@
  *               [--pki-key ec|rsa]  (key type of a development set created now)
  *               [--client-cert none|required|on-demand] [--root DIR]
  *               [--threads N] [--shards N]  (default: one shard per thread)
- *               [--shard-accept idle|hash]
+ *               [--shard-accept idle|hash|cpu]
  *               [--max-head N] [--max-body N] [--max-target N]
  *               [--max-conns N] [--request-timeout-ms N] [--idle-timeout-ms N]
  *               [--handshake-timeout-ms N] [--log clf|json|none]
@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -525,7 +526,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: tacio-httpd [--listen URL]... [--cert F --key F] [--ca F] [--pki-dir D] [--pki-key ec|rsa]\n"
             "  [--client-cert none|required|on-demand] [--root DIR] [--threads N] [--shards N]\n"
-            "  [--shard-accept idle|hash]\n"
+            "  [--shard-accept idle|hash|cpu]\n"
             "  [--max-head N] [--max-body N] [--max-target N] [--max-conns N]\n"
             "  [--request-timeout-ms N] [--idle-timeout-ms N] [--handshake-timeout-ms N]\n"
             "  [--log clf|json|none] [--shutdown-deadline-ms N] [--port-file F]\n");
@@ -539,7 +540,7 @@ int main(int argc, char **argv)
     const char *cert = NULL, *key = NULL, *ca = NULL, *pki_dir = NULL, *port_file = NULL;
     tacio_http_client_cert_mode_t mode = TACIO_HTTP_CLIENT_CERT_ON_DEMAND;
     unsigned threads = 2, deadline_ms = 5000, want_shards = 0;
-    bool accept_idle = true;
+    bool accept_idle = true, accept_cpu = false;
     tacio__pki_key_type_t key_type = TACIO__PKI_EC_P256;
     tacio_http_queue_options_t qo = {.log = log_line};
     for (int i = 1; i < argc; i++) {
@@ -563,8 +564,9 @@ int main(int argc, char **argv)
         else if (ARG("--threads")) threads = (unsigned)atoi(v);
         else if (ARG("--shards")) want_shards = (unsigned)atoi(v);
         else if (ARG("--shard-accept")) {
-            if (!strcmp(v, "idle")) accept_idle = true;
-            else if (!strcmp(v, "hash")) accept_idle = false;
+            if (!strcmp(v, "idle")) accept_idle = true, accept_cpu = false;
+            else if (!strcmp(v, "hash")) accept_idle = false, accept_cpu = false;
+            else if (!strcmp(v, "cpu")) accept_idle = false, accept_cpu = true;
             else usage();
         }
         else if (ARG("--max-head")) qo.max_head = (uint32_t)atol(v);
@@ -653,7 +655,24 @@ int main(int argc, char **argv)
      * takes a new connection; hash: each binds its own with SO_REUSEPORT and
      * the kernel picks by a hash of the addresses (docs/http.md "Shards"). */
     qo.share_listeners = n_shards > 1 && accept_idle;
-    qo.reuse_port = n_shards > 1 && !accept_idle;
+    qo.reuse_port = (n_shards > 1 && !accept_idle) || accept_cpu;
+    /* cpu: shard k runs on the k-th CPU this process may use, and each new
+     * connection goes to the shard of the CPU that received it. */
+    unsigned shard_cpu[MAX_SHARDS];
+    if (accept_cpu) {
+        cpu_set_t allowed;
+        unsigned n = 0;
+        if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+            for (unsigned c = 0; c < CPU_SETSIZE && n < n_shards; c++)
+                if (CPU_ISSET(c, &allowed))
+                    shard_cpu[n++] = c;
+        if (n < n_shards) {
+            fprintf(stderr, "tacio-httpd: --shard-accept cpu: %u shards but only %u CPUs to run on\n",
+                    n_shards, n);
+            return 2;
+        }
+        qo.steer_by_cpu = true;
+    }
     /* --max-conns is the whole server's: each shard gets its share. */
     if (qo.max_connections)
         qo.max_connections = (qo.max_connections + n_shards - 1) / n_shards;
@@ -663,6 +682,11 @@ int main(int argc, char **argv)
          * callbacks that block (static files). */
         unsigned per = threads / n_shards + (k < threads % n_shards);
         tacio_pool_options_t po = {.min_threads = per, .max_threads = per * 4, .concurrency = per};
+        if (accept_cpu) {
+            po.cpus = &shard_cpu[k];
+            po.ncpus = 1;
+            qo.cpu = shard_cpu[k];
+        }
         if ((st = tacio_pool_create(&shards[k].pool, &po)) != TACIO_SUCCESS) {
             fprintf(stderr, "tacio-httpd: pool: %s %s\n", tacio_status_name(st), tacio_last_error());
             return 1;
