@@ -3,8 +3,8 @@
 #
 #   bench/run-https.sh [--quick] [--reps N] [--stamp STAMP] [--out RAW.csv]
 #
-# Cases (each run interleaved tacio-httpd, tacio-httpd --shards 1, nginx, ..., medians of
-# --reps):
+# Cases (each run interleaved tacio-httpd, tacio-httpd --shard-accept cpu, nginx, ...,
+# medians of --reps):
 #   keepalive       wrk, 32 keep-alive connections, GET /healthz (3 bytes), ECDSA P-256
 #   hs-ecdsa        full TLS 1.3 handshakes/s: openssl s_time -new, one process per CPU
 #   hs-rsa          the same with an RSA-2048 server key
@@ -16,12 +16,13 @@
 # share the CPUs, so a rate alone mixes the server's cost with theirs.
 # Servers: tacio-httpd --threads <CPUs> (its default: one shard, a pool of one thread, per
 # CPU, sharing the listening socket so the free shard takes each new connection:
-# docs/http.md "Shards"), the same with --shards 1 (one pool of <CPUs> threads), nginx
-# with worker_processes <CPUs> (1 per core),
+# docs/http.md "Shards"), the same with --shard-accept cpu (each shard bound to a CPU and
+# given the connections that CPU received), nginx with worker_processes <CPUs> (1 per core),
 # access logs off, both on 127.0.0.1 on ports bound at run time.
 #
 # Appends rows "timestamp,benchmark,case,impl,rep,metric,value" (benchmark https, impl
-# tacio-httpd, tacio-1pool or nginx, metric rps, and for handshakes also server_cpu_ms; until
+# tacio-httpd, tacio-cpu or nginx, metric rps, and for handshakes also server_cpu_ms; from
+# 2026-12-03 to 2026-12-04 a tacio-1pool impl was --shards 1 in place of tacio-cpu; until
 # 2026-12-03 the default was one pool
 # and tacio-shards named --shards <CPUs>) to --out (the run-all.sh raw format) and prints a
 # table with the ratios tacio/nginx (of the medians, and "paired": the median over reps of run k
@@ -104,10 +105,10 @@ for kt in ec rsa; do
 done
 
 # --- servers -----------------------------------------------------------------------------------------
-start_tacio() { # kt mode shards -> sets port
+start_tacio() { # kt mode shards [more flags] -> sets port
 	rm -f "$tmp/tp"
 	"$httpd" --listen https://127.0.0.1:0/ --pki-dir "$tmp/pki-$1" --client-cert "$2" \
-		--threads "$ncpu" --shards "$3" --log none --port-file "$tmp/tp" >/dev/null 2>"$tmp/tacio.err" &
+		--threads "$ncpu" --shards "$3" "${@:4}" --log none --port-file "$tmp/tp" >/dev/null 2>"$tmp/tacio.err" &
 	srv=$!
 	for _ in $(seq 200); do [ -s "$tmp/tp" ] && break; sleep 0.05; done
 	port=$(cat "$tmp/tp")
@@ -203,11 +204,11 @@ row() { # case impl rep value [server-cpu-ms]
 run_case() { # case kt mode kind
 	local c=$1 kt=$2 mode=$3 kind=$4 r impl v
 	for r in $(seq "$reps"); do
-		for impl in tacio-httpd tacio-1pool nginx; do
+		for impl in tacio-httpd tacio-cpu nginx; do
 			case $impl in
 			nginx) start_nginx "$kt" "$mode" ;;
 			tacio-httpd) start_tacio "$kt" "$mode" "$ncpu" ;;
-			tacio-1pool) start_tacio "$kt" "$mode" 1 ;;
+			tacio-cpu) start_tacio "$kt" "$mode" "$ncpu" --shard-accept cpu ;;
 			esac
 			cpu=""
 			case $kind in
@@ -235,35 +236,35 @@ function median(list,   n, a, i, j, t) {
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 { v[$1, $2] = v[$1, $2] " " $4; cpu[$1, $2] = cpu[$1, $2] " " $5; cases[$1] = 1; one[$1, $2, $3] = $4 }
-# The median of run k of tacio-httpd against run k of nginx: both saw the same load.
-function paired(c,   r, list) {
+# The median of run k of impl against run k of nginx: both saw the same load.
+function paired(c, impl,   r, list) {
 	list = ""
 	for (r = 1; (c, "nginx", r) in one; r++)
-		if (one[c, "nginx", r] > 0 && ((c, "tacio-httpd", r) in one))
-			list = list " " one[c, "tacio-httpd", r] / one[c, "nginx", r]
+		if (one[c, "nginx", r] > 0 && ((c, impl, r) in one))
+			list = list " " one[c, impl, r] / one[c, "nginx", r]
 	return list == "" ? 0 : median(list)
 }
 END {
-	printf "%-16s %12s %12s %12s %9s %9s %9s   %s\n", "case", "tacio-httpd", "--shards 1", "nginx", "ratio",
-		"paired", "1 pool", "server CPU ms/handshake: tacio-httpd, nginx"
+	printf "%-16s %12s %12s %12s %9s %9s %9s %9s   %s\n", "case", "tacio-httpd", "cpu", "nginx", "ratio",
+		"paired", "cpu", "paired", "server CPU ms/handshake: tacio-httpd, cpu, nginx"
 	split("keepalive hs-ecdsa hs-rsa hs-ecdsa-cert hs-rsa-cert", order, " ")
 	for (k = 1; k <= 5; k++) {
 		c = order[k]
 		if (!(c in cases)) continue
-		t = median(v[c, "tacio-httpd"]); s = median(v[c, "tacio-1pool"]); n = median(v[c, "nginx"])
+		t = median(v[c, "tacio-httpd"]); s = median(v[c, "tacio-cpu"]); n = median(v[c, "nginx"])
 		m[c] = t; ms[c] = s; mn[c] = n
-		ct[c] = median(cpu[c, "tacio-httpd"]); cn[c] = median(cpu[c, "nginx"])
-		printf "%-16s %12.0f %12.0f %12.0f %8.2fx %8.2fx %8.2fx", c, t, s, n, (n > 0 ? t / n : 0), paired(c),
-			(n > 0 ? s / n : 0)
-		if (c != "keepalive") printf "   %.3f, %.3f", ct[c], cn[c]
+		ct[c] = median(cpu[c, "tacio-httpd"]); cs[c] = median(cpu[c, "tacio-cpu"]); cn[c] = median(cpu[c, "nginx"])
+		printf "%-16s %12.0f %12.0f %12.0f %8.2fx %8.2fx %8.2fx %8.2fx", c, t, s, n, (n > 0 ? t / n : 0),
+			paired(c, "tacio-httpd"), (n > 0 ? s / n : 0), paired(c, "tacio-cpu")
+		if (c != "keepalive") printf "   %.3f, %.3f, %.3f", ct[c], cs[c], cn[c]
 		printf "  (target >= 1.0x)\n"
 	}
 	split("ecdsa rsa", kts, " ")
 	for (k = 1; k <= 2; k++) {
 		a = "hs-" kts[k]; b = a "-cert"
 		if (!(m[a] > 0 && ms[a] > 0 && (b in cases))) continue
-		printf "client-certificate mode, %s / %s: rate: tacio-httpd %.2f, --shards 1 %.2f, nginx %.2f; server CPU per handshake (own %s / %s): tacio-httpd %.2f, nginx %.2f (target >= 0.80)\n",
+		printf "client-certificate mode, %s / %s: rate: tacio-httpd %.2f, cpu %.2f, nginx %.2f; server CPU per handshake (own %s / %s): tacio-httpd %.2f, cpu %.2f, nginx %.2f (target >= 0.80)\n",
 			b, a, m[b] / m[a], ms[b] / ms[a], mn[b] / mn[a], a, b,
-			(ct[b] > 0 ? ct[a] / ct[b] : 0), (cn[b] > 0 ? cn[a] / cn[b] : 0)
+			(ct[b] > 0 ? ct[a] / ct[b] : 0), (cs[b] > 0 ? cs[a] / cs[b] : 0), (cn[b] > 0 ? cn[a] / cn[b] : 0)
 	}
 }' "$tmp/results"
