@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -234,8 +235,34 @@ TT_CASE(sigterm_lets_inflight_finish)
     nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* --shard-accept cpu: a shard per CPU, each bound to it; every request is
+ * answered whichever shard takes it, and too many shards are refused. */
+TT_CASE(shard_accept_cpu_serves)
+{
+    cpu_set_t allowed;
+    ASSERT_EQ_INT(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    if (CPU_COUNT(&allowed) < 2)
+        TT_SKIP("needs two CPUs");
+    start("--shards 2 --shard-accept cpu --log none");
+    char out[4096];
+    for (int i = 0; i < 8; i++) {
+        ASSERT_EQ_INT(run(out, sizeof out, CURL "https://127.0.0.1:%u/healthz", g_dir, g_port), 0);
+        ASSERT_TRUE(!strcmp(out, "ok\n"));
+    }
+    ASSERT_EQ_INT(run(out, sizeof out, CURL "https://127.0.0.1:%u/metrics", g_dir, g_port), 0);
+    ASSERT_TRUE(strstr(out, "tacio_http_requests_total{status=\"200\"} 8") != NULL);
+    ASSERT_EQ_INT(stop(), 0);
+    nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s --threads %d --shards %d --shard-accept cpu --log none 2>&1",
+             TACIO_HTTPD_PATH, CPU_COUNT(&allowed) + 1, CPU_COUNT(&allowed) + 1);
+    ASSERT_EQ_INT(run(out, sizeof out, "%s", cmd), 2);
+    ASSERT_TRUE(strstr(out, "only") && strstr(out, "CPUs to run on"));
+}
+
 static const tt_case_t tt_cases[] = {
     TT_ENTRY(first_run_routes_and_shutdown, 120),
+    TT_ENTRY(shard_accept_cpu_serves, 60),
     TT_ENTRY(sigterm_lets_inflight_finish, 60),
 };
 TT_MAIN()

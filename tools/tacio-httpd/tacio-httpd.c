@@ -599,6 +599,22 @@ int main(int argc, char **argv)
                 threads < MAX_SHARDS ? threads : MAX_SHARDS, threads);
         return 2;
     }
+    /* cpu: shard k runs on the k-th CPU this process may use, and each new
+     * connection goes to the shard of the CPU that received it. */
+    unsigned shard_cpu[MAX_SHARDS];
+    if (accept_cpu) {
+        cpu_set_t allowed;
+        unsigned n = 0;
+        if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+            for (unsigned c = 0; c < CPU_SETSIZE && n < n_shards; c++)
+                if (CPU_ISSET(c, &allowed))
+                    shard_cpu[n++] = c;
+        if (n < n_shards) {
+            fprintf(stderr, "tacio-httpd: --shard-accept cpu: %u shards but only %u CPUs to run on\n",
+                    n_shards, n);
+            return 2;
+        }
+    }
     if (!n_urls)
         urls[n_urls++] = "https://127.0.0.1:8443/";
 
@@ -656,23 +672,8 @@ int main(int argc, char **argv)
      * the kernel picks by a hash of the addresses (docs/http.md "Shards"). */
     qo.share_listeners = n_shards > 1 && accept_idle;
     qo.reuse_port = (n_shards > 1 && !accept_idle) || accept_cpu;
-    /* cpu: shard k runs on the k-th CPU this process may use, and each new
-     * connection goes to the shard of the CPU that received it. */
-    unsigned shard_cpu[MAX_SHARDS];
-    if (accept_cpu) {
-        cpu_set_t allowed;
-        unsigned n = 0;
-        if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
-            for (unsigned c = 0; c < CPU_SETSIZE && n < n_shards; c++)
-                if (CPU_ISSET(c, &allowed))
-                    shard_cpu[n++] = c;
-        if (n < n_shards) {
-            fprintf(stderr, "tacio-httpd: --shard-accept cpu: %u shards but only %u CPUs to run on\n",
-                    n_shards, n);
-            return 2;
-        }
-        qo.steer_by_cpu = true;
-    }
+    qo.steer_by_cpu = accept_cpu;
+
     /* --max-conns is the whole server's: each shard gets its share. */
     if (qo.max_connections)
         qo.max_connections = (qo.max_connections + n_shards - 1) / n_shards;
