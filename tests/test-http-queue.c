@@ -207,6 +207,13 @@ static void handle(const tacio_http_request_t *r)
         cert_result(t, st, t->op.bytes);
     } else if (!strcmp(t->path, "/echo")) {
         body_more(t, TACIO_PENDING, 0);
+    } else if (!strcmp(t->path, "/accepted")) {
+        /* How many connections the queue had taken when this request ran. */
+        tacio_http_stats_t st;
+        ASSERT_OK(tacio_http_queue_stats(g_q, &st));
+        char n[32];
+        snprintf(n, sizeof n, "%llu", (unsigned long long)st.accepted);
+        respond(t, 200, n);
     } else {
         respond(t, 200, t->path);
     }
@@ -1358,6 +1365,59 @@ TT_CASE(shared_listeners_go_to_the_free_queue)
     server_stop();
 }
 
+static _Atomic int g_holds_running, g_holds_release;
+static void hold_all(void *ctx)
+{
+    (void)ctx;
+    atomic_fetch_add(&g_holds_running, 1);
+    while (!atomic_load(&g_holds_release))
+        tt_sleep_ms(1);
+}
+
+/* A stream of new connections must not starve an open one: with every
+ * pool thread held, 300 connections arrive and then a request on an open
+ * connection. Once released, the queue may take new connections only a few
+ * at a time between other completions, so the request is answered long
+ * before the 300 are all accepted (an accept that succeeded at once used
+ * to be followed by the next, in a loop, until the backlog was empty). */
+TT_CASE(new_connections_do_not_starve_open_ones)
+{
+    server_start_ex(NULL, "http", 0, 4);
+    int a = connect_port(g_port);
+    tacio_http_stats_t st;
+    wait_accepted(g_q, 1, &st);
+    ASSERT_EQ_U64(st.accepted, 1);
+    atomic_store(&g_holds_running, 0);
+    atomic_store(&g_holds_release, 0);
+    /* The pool's two threads (server_start_ex), one after the other: a
+     * thread takes what waits in one batch, and would hold both itself. */
+    for (int i = 1; i <= 2; i++) {
+        ASSERT_OK(tacio_pool_submit(g_pool, hold_all, NULL));
+        while (atomic_load(&g_holds_running) < i)
+            tt_sleep_ms(1);
+    }
+    enum { N = 300 };
+    static int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = connect_port(g_port);
+    tt_sleep_ms(50); /* the accepts the kernel can finish, finished */
+    const char *req = "GET /accepted HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(a, req, strlen(req));
+    tt_sleep_ms(50);
+    atomic_store(&g_holds_release, 1);
+    char body[256];
+    ASSERT_EQ_INT(read_response(a, body, sizeof body), 200);
+    unsigned long long at = strtoull(body, NULL, 10);
+    tt_note("the open connection's request ran after %llu of %d accepts", at, N + 1);
+    ASSERT_TRUE(at >= 1 && at < N / 2);
+    wait_accepted(g_q, N + 1, &st);
+    ASSERT_EQ_U64(st.accepted, N + 1);
+    close(a);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    server_stop();
+}
+
 TT_CASE(tls_many_parallel_clients)
 {
     need_tool("curl");
@@ -1426,5 +1486,6 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(s_client_pha_and_refusal, 90),
     TT_ENTRY(tls_many_parallel_clients, 120),
     TT_ENTRY(tls_garbage_logged_not_crashed, 60),
+    TT_ENTRY(new_connections_do_not_starve_open_ones, 60),
 };
 TT_MAIN()

@@ -1686,8 +1686,11 @@ static tacio_status_t listener_start(tacio_http_queue_t *q, struct listener *l, 
     /* accept4 on a blocking socket would wait when another queue won the race. */
     if (l->by_poll && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
         st = tacio_status_from_errno(errno);
+    /* QUEUED_ALWAYS: an accept or poll that succeeds at once still goes
+     * through the port, behind the completions already waiting, so a stream
+     * of new connections cannot keep this loop from the open ones. */
     if (st == TACIO_SUCCESS)
-        st = tacio_pool_io_open(q->pool, fd, 0, on_accept, l, NULL, &l->io);
+        st = tacio_pool_io_open(q->pool, fd, TACIO_HANDLE_QUEUED_ALWAYS, on_accept, l, NULL, &l->io);
     if (st != TACIO_SUCCESS) {
         listener_discard(l);
         return st;
