@@ -75,8 +75,11 @@ TT_CASE(lie_with_verifier_reports_both_stacks)
     const char *sr = strstr(first, "serve_request");
     if (!sr || sr > second)
         TT_FAIL("the first stack does not show serve_request:\n%s", g_out);
-    if (!strstr(second, "tacio_port_dequeue"))
-        TT_FAIL("the second stack is not the completion path in a dequeue:\n%s", g_out);
+    /* The second time the runtime would touch the record: its second
+     * completion in a dequeue, or, when the program ends before that
+     * completion comes, the handle's close, which would mark it cancelled. */
+    if (!strstr(second, "tacio_port_dequeue") && !strstr(second, "tacio_handle_close"))
+        TT_FAIL("the second stack is neither a dequeue nor the handle's close:\n%s", g_out);
     contains("aborting");
 }
 
