@@ -1,7 +1,9 @@
 /* tests/test-http-libctx.c - the TLS listeners' OpenSSL context
  * (src/http/libctx.h): what the lean context offers, that peers'
  * certificates of every signing key type decode and verify in it, that key
- * files of each PEM form load into it and sign, and TACIO_TLS_LEAN=0.
+ * files of each PEM form load into it and sign, that narrowing its ciphers,
+ * digests, MACs and KDFs to TLS's costs TLS no cipher suite (each one
+ * completes a handshake and carries data), and TACIO_TLS_LEAN=0.
  * The handshakes themselves run in it in test-http-queue (curl, s_client,
  * required and on-demand client certificates, the 64 KiB chain).
  * Each case runs in a child of its own, so the context is made afresh.
@@ -17,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "tacio-test.h"
@@ -220,6 +223,167 @@ TT_CASE(key_files_load_into_lean_context)
     tt_context("%s", "");
 }
 
+static int g_count;
+
+static void count_cipher(EVP_CIPHER *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    g_count++;
+}
+
+static void count_md(EVP_MD *m, void *arg)
+{
+    (void)m;
+    (void)arg;
+    g_count++;
+}
+
+/* Every suite OpenSSL has, TLS 1.3's included, at any security level. */
+static const char all_suites[] = "ALL:COMPLEMENTOFALL:@SECLEVEL=0";
+static const char all_tls13[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256:"
+                                "TLS_AES_128_CCM_8_SHA256";
+
+static SSL_CTX *server_ctx_all(OSSL_LIB_CTX *lc)
+{
+    SSL_CTX *ctx = SSL_CTX_new_ex(lc, NULL, TLS_server_method());
+    ASSERT_TRUE(ctx != NULL);
+    ASSERT_EQ_INT(SSL_CTX_set_cipher_list(ctx, all_suites), 1);
+    ASSERT_EQ_INT(SSL_CTX_set_ciphersuites(ctx, all_tls13), 1);
+    return ctx;
+}
+
+TT_CASE(narrowed_context_keeps_every_cipher_suite)
+{
+    OSSL_LIB_CTX *lc = lean_ctx();
+    OSSL_LIB_CTX *plain = OSSL_LIB_CTX_new();
+    ASSERT_TRUE(plain != NULL);
+    SSL_CTX *lean_ssl = server_ctx_all(lc), *plain_ssl = server_ctx_all(plain);
+    STACK_OF(SSL_CIPHER) *l = SSL_CTX_get_ciphers(lean_ssl), *d = SSL_CTX_get_ciphers(plain_ssl);
+    tt_note("suites: lean %d, OpenSSL's default provider %d", sk_SSL_CIPHER_num(l),
+            sk_SSL_CIPHER_num(d));
+    for (int i = 0; i < sk_SSL_CIPHER_num(d); i++) {
+        const char *name = SSL_CIPHER_get_name(sk_SSL_CIPHER_value(d, i));
+        bool found = false;
+        for (int j = 0; j < sk_SSL_CIPHER_num(l) && !found; j++)
+            found = !strcmp(name, SSL_CIPHER_get_name(sk_SSL_CIPHER_value(l, j)));
+        if (!found)
+            TT_FAIL("suite %s is gone from the lean context", name);
+    }
+    ASSERT_EQ_INT(sk_SSL_CIPHER_num(l), sk_SSL_CIPHER_num(d));
+    /* ... while the method store the decodes copy is smaller. */
+    int lean_n, plain_n;
+    g_count = 0;
+    EVP_CIPHER_do_all_provided(lc, count_cipher, NULL);
+    EVP_MD_do_all_provided(lc, count_md, NULL);
+    lean_n = g_count;
+    g_count = 0;
+    EVP_CIPHER_do_all_provided(plain, count_cipher, NULL);
+    EVP_MD_do_all_provided(plain, count_md, NULL);
+    plain_n = g_count;
+    tt_note("ciphers and digests: lean %d, default provider %d", lean_n, plain_n);
+    ASSERT_TRUE(lean_n > 0 && lean_n * 3 < plain_n);
+    SSL_CTX_free(lean_ssl);
+    SSL_CTX_free(plain_ssl);
+    OSSL_LIB_CTX_free(plain);
+}
+
+/* Drive a client and a server over a BIO pair until both are done. */
+static bool handshake_and_talk(SSL *cl, SSL *sv)
+{
+    bool cdone = false, sdone = false;
+    for (int round = 0; round < 100 && !(cdone && sdone); round++) {
+        if (!cdone) {
+            int r = SSL_do_handshake(cl);
+            if (r == 1)
+                cdone = true;
+            else if (SSL_get_error(cl, r) != SSL_ERROR_WANT_READ)
+                return false;
+        }
+        if (!sdone) {
+            int r = SSL_do_handshake(sv);
+            if (r == 1)
+                sdone = true;
+            else if (SSL_get_error(sv, r) != SSL_ERROR_WANT_READ)
+                return false;
+        }
+    }
+    char buf[16] = { 0 };
+    if (!cdone || !sdone || SSL_write(cl, "ping", 4) != 4 || SSL_read(sv, buf, sizeof buf) != 4 ||
+        memcmp(buf, "ping", 4) || SSL_write(sv, "pong", 4) != 4)
+        return false;
+    /* The client reads past the server's session tickets to the reply. */
+    return SSL_read(cl, buf, sizeof buf) == 4 && !memcmp(buf, "pong", 4);
+}
+
+TT_CASE(every_suite_handshakes_in_lean_context)
+{
+    OSSL_LIB_CTX *lc = lean_ctx();
+    atexit(cleanup);
+    static const struct {
+        const char *alg, *arg;
+        int auth;
+    } servers[] = { { "EC", "P-256", NID_auth_ecdsa }, { "RSA", NULL, NID_auth_rsa } };
+    int tried = 0;
+    for (size_t s = 0; s < 2; s++) {
+        EVP_PKEY *k;
+        X509 *cert = self_signed(servers[s].alg, servers[s].arg, &k);
+        EVP_PKEY *lean_key = tacio__tls_load_key(write_key(k, false), lc);
+        cleanup();
+        ASSERT_TRUE(lean_key != NULL);
+        SSL_CTX *sctx = server_ctx_all(lc);
+        ASSERT_EQ_INT(SSL_CTX_use_certificate(sctx, cert), 1);
+        ASSERT_EQ_INT(SSL_CTX_use_PrivateKey(sctx, lean_key), 1);
+        SSL_CTX_set_dh_auto(sctx, 1);
+        SSL_CTX_set_min_proto_version(sctx, TLS1_2_VERSION);
+        STACK_OF(SSL_CIPHER) *suites = SSL_CTX_get_ciphers(sctx);
+        for (int i = 0; i < sk_SSL_CIPHER_num(suites); i++) {
+            const SSL_CIPHER *c = sk_SSL_CIPHER_value(suites, i);
+            int auth = SSL_CIPHER_get_auth_nid(c), kx = SSL_CIPHER_get_kx_nid(c);
+            bool v13 = !strcmp(SSL_CIPHER_get_version(c), "TLSv1.3");
+            if (auth != servers[s].auth && auth != NID_auth_any)
+                continue;
+            if (kx != NID_kx_ecdhe && kx != NID_kx_dhe && kx != NID_kx_rsa && kx != NID_kx_any)
+                continue;
+            tt_context("%s server, %s", servers[s].alg, SSL_CIPHER_get_name(c));
+            SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+            ASSERT_TRUE(cctx != NULL);
+            SSL_CTX_set_security_level(cctx, 0);
+            if (v13) {
+                ASSERT_EQ_INT(SSL_CTX_set_ciphersuites(cctx, SSL_CIPHER_get_name(c)), 1);
+            } else {
+                SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
+                char list[128];
+                snprintf(list, sizeof list, "%s:@SECLEVEL=0", SSL_CIPHER_get_name(c));
+                ASSERT_EQ_INT(SSL_CTX_set_cipher_list(cctx, list), 1);
+            }
+            SSL *cl = SSL_new(cctx), *sv = SSL_new(sctx);
+            BIO *cb, *sb;
+            ASSERT_TRUE(cl && sv && BIO_new_bio_pair(&cb, 0, &sb, 0) == 1);
+            SSL_set_bio(cl, cb, cb);
+            SSL_set_bio(sv, sb, sb);
+            SSL_set_connect_state(cl);
+            SSL_set_accept_state(sv);
+            if (!handshake_and_talk(cl, sv))
+                TT_FAIL("no handshake: %s", ERR_reason_error_string(ERR_peek_last_error()));
+            ASSERT_TRUE(!strcmp(SSL_CIPHER_get_name(SSL_get_current_cipher(sv)),
+                                SSL_CIPHER_get_name(c)));
+            tried++;
+            SSL_free(cl);
+            SSL_free(sv);
+            SSL_CTX_free(cctx);
+        }
+        SSL_CTX_free(sctx);
+        EVP_PKEY_free(lean_key);
+        EVP_PKEY_free(k);
+        X509_free(cert);
+    }
+    tt_context("%s", "");
+    tt_note("%d suites completed a handshake", tried);
+    ASSERT_GE_INT(tried, 20);
+}
+
 TT_CASE(lean_off_by_environment)
 {
     setenv("TACIO_TLS_LEAN", "0", 1);
@@ -239,6 +403,8 @@ static const tt_case_t tt_cases[] = {
     TT_ENTRY(lean_context_offers_only_peer_key_decoders, 30),
     TT_ENTRY(peer_certificates_decode_and_verify, 60),
     TT_ENTRY(key_files_load_into_lean_context, 60),
+    TT_ENTRY(narrowed_context_keeps_every_cipher_suite, 30),
+    TT_ENTRY(every_suite_handshakes_in_lean_context, 120),
     TT_ENTRY(lean_off_by_environment, 30),
 };
 TT_MAIN()

@@ -3,8 +3,10 @@
  * Two private contexts, made once: "full" has OpenSSL's default provider
  * loaded as usual; "lean" has only tacio-lean, a provider (provider-base(7))
  * that answers every query with the default provider's own tables, except
- * the decoder query, where it gives the SubjectPublicKeyInfo ones for keys
- * that can sign (agreement_only). Its
+ * five, which it narrows to what TLS can use: the decoders to the
+ * SubjectPublicKeyInfo ones for keys that can sign (agreement_only), the
+ * ciphers, digests, MACs and KDFs to the names libssl fetches (tls_ciphers
+ * and the lists after it). Its
  * provider context is the default provider's, so each algorithm runs
  * exactly as it would there, fetching what it needs from "full". Neither is
  * the process's default context, so an application's own provider setup
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/core_dispatch.h>
 #include <openssl/crypto.h>
@@ -27,14 +30,56 @@
 
 static OSSL_LIB_CTX *full, *lean;
 static OSSL_PROVIDER *deflt;
-static OSSL_ALGORITHM *spki_decoders; /* NULL-terminated, owned here */
+
+/* What TLS can use of the operations it fetches by name. OpenSSL 3.0 builds
+ * every algorithm of an operation into the context's method store the first
+ * time one of them is fetched, and every public-key decode (each peer
+ * certificate) copies that whole store to look for key managers: the
+ * default provider's 124 ciphers, 20 digests, 17 KDFs and 9 MACs were three
+ * quarters of it and half the cost of decoding a client certificate
+ * (docs/http.md "Client certificates"). Any name of an algorithm may match. */
+static const char *const tls_ciphers[] = {
+    "AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305", "AES-128-CCM", "AES-256-CCM",
+    "AES-128-CBC", "AES-256-CBC", "AES-128-CBC-HMAC-SHA1", "AES-256-CBC-HMAC-SHA1",
+    "AES-128-CBC-HMAC-SHA256", "AES-256-CBC-HMAC-SHA256", "CAMELLIA-128-CBC",
+    "CAMELLIA-256-CBC", "ARIA-128-GCM", "ARIA-256-GCM", "DES-EDE3-CBC", "NULL", NULL,
+};
+/* Handshake hashes, signature digests (certificates' too, SHA-3 included)
+ * and the SHA-1 of every decoded certificate. */
+static const char *const tls_digests[] = {
+    "SHA1", "SHA2-224", "SHA2-256", "SHA2-384", "SHA2-512", "SHA2-512/224", "SHA2-512/256",
+    "SHA3-224", "SHA3-256", "SHA3-384", "SHA3-512", "MD5", "MD5-SHA1", "SM3", NULL,
+};
+static const char *const tls_macs[] = { "HMAC", NULL };
+static const char *const tls_kdfs[] = { "TLS1-PRF", "HKDF", "TLS13-KDF", NULL };
+
+/* The operations answered from a table of our own, NULL-terminated. */
+static struct narrowed {
+    int id;
+    const char *const *names; /* NULL: the decoders (wanted_decoder) */
+    OSSL_ALGORITHM *algs;
+} narrowed[] = {
+    { OSSL_OP_DECODER, NULL, NULL },   { OSSL_OP_CIPHER, tls_ciphers, NULL },
+    { OSSL_OP_DIGEST, tls_digests, NULL }, { OSSL_OP_MAC, tls_macs, NULL },
+    { OSSL_OP_KDF, tls_kdfs, NULL },
+};
+#define N_NARROWED (sizeof narrowed / sizeof narrowed[0])
+
+static struct narrowed *narrowed_op(int id)
+{
+    for (size_t i = 0; i < N_NARROWED; i++)
+        if (narrowed[i].id == id && narrowed[i].algs)
+            return &narrowed[i];
+    return NULL;
+}
 
 static const OSSL_ALGORITHM *lean_query(void *provctx, int id, int *no_cache)
 {
     (void)provctx;
-    if (id == OSSL_OP_DECODER) {
+    struct narrowed *n = narrowed_op(id);
+    if (n) {
         *no_cache = 0;
-        return spki_decoders;
+        return n->algs;
     }
     return OSSL_PROVIDER_query_operation(deflt, id, no_cache);
 }
@@ -42,7 +87,7 @@ static const OSSL_ALGORITHM *lean_query(void *provctx, int id, int *no_cache)
 static void lean_unquery(void *provctx, int id, const OSSL_ALGORITHM *algs)
 {
     (void)provctx;
-    if (id != OSSL_OP_DECODER)
+    if (!narrowed_op(id))
         OSSL_PROVIDER_unquery_operation(deflt, id, algs);
 }
 
@@ -88,27 +133,66 @@ static bool agreement_only(const char *names)
     return false;
 }
 
+static bool names_match(const char *names, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = names; *p;) {
+        size_t n = strcspn(p, ":");
+        if (n == len && !strncasecmp(p, name, n))
+            return true;
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+    return false;
+}
+
+static bool wanted(const struct narrowed *n, const OSSL_ALGORITHM *a)
+{
+    if (!n->names)
+        return a->property_definition &&
+               strstr(a->property_definition, "structure=SubjectPublicKeyInfo") &&
+               !agreement_only(a->algorithm_names);
+    for (const char *const *w = n->names; *w; w++)
+        if (names_match(a->algorithm_names, *w))
+            return true;
+    return false;
+}
+
+/* The default provider's table for n->id, cut to what is wanted. */
+static bool narrow(struct narrowed *n)
+{
+    int no_cache = 0;
+    const OSSL_ALGORITHM *all = OSSL_PROVIDER_query_operation(deflt, n->id, &no_cache);
+    size_t count = 0, kept = 0;
+    while (all && all[count].algorithm_names)
+        count++;
+    n->algs = calloc(count + 1, sizeof *n->algs);
+    if (n->algs)
+        for (size_t i = 0; i < count; i++)
+            if (wanted(n, &all[i]))
+                n->algs[kept++] = all[i];
+    OSSL_PROVIDER_unquery_operation(deflt, n->id, all);
+    if (kept == 0) { /* not the default provider this was written against */
+        free(n->algs);
+        n->algs = NULL;
+    }
+    return n->algs != NULL;
+}
+
 static int lean_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                      const OSSL_DISPATCH **out, void **provctx)
 {
     (void)handle;
     (void)in;
-    int no_cache = 0;
-    const OSSL_ALGORITHM *all = OSSL_PROVIDER_query_operation(deflt, OSSL_OP_DECODER, &no_cache);
-    size_t n = 0, kept = 0;
-    while (all && all[n].algorithm_names)
-        n++;
-    spki_decoders = calloc(n + 1, sizeof *spki_decoders);
-    if (!spki_decoders)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (all[i].property_definition &&
-            strstr(all[i].property_definition, "structure=SubjectPublicKeyInfo") &&
-            !agreement_only(all[i].algorithm_names))
-            spki_decoders[kept++] = all[i];
-    OSSL_PROVIDER_unquery_operation(deflt, OSSL_OP_DECODER, all);
-    if (kept == 0) /* not the default provider this was written against */
-        return 0;
+    for (size_t i = 0; i < N_NARROWED; i++)
+        if (!narrow(&narrowed[i])) {
+            for (size_t j = 0; j < i; j++) {
+                free(narrowed[j].algs);
+                narrowed[j].algs = NULL;
+            }
+            return 0;
+        }
     *out = lean_dispatch;
     *provctx = OSSL_PROVIDER_get0_provider_ctx(deflt);
     return 1;

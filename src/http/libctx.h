@@ -7,9 +7,14 @@
  * about 80 us per certificate here, more than a quarter of a required-mode
  * handshake's server CPU (docs/http.md "Client certificates and OpenSSL's
  * decoders"). A peer's certificate only ever needs the decoders that read a
- * DER SubjectPublicKeyInfo. So the listeners' SSL_CTXs live in a library
- * context of their own whose one provider, "tacio-lean", hands out the
- * default provider's algorithms unchanged but, of its decoders, only those.
+ * DER SubjectPublicKeyInfo, and the key manager walk copies the context's
+ * whole method store, in which every cipher, digest, MAC and KDF of the
+ * default provider lands once TLS fetches one of each. So the listeners'
+ * SSL_CTXs live in a library context of their own whose one provider,
+ * "tacio-lean", hands out the default provider's algorithms unchanged but,
+ * of its decoders, only those, and of its ciphers, digests, MACs and KDFs
+ * only the ones TLS (libssl's suites, signature schemes, record MACs, key
+ * schedules and tickets, and certificate checks) can use.
  * Nothing is reimplemented: every algorithm is OpenSSL's default one.
  *
  * What that context cannot do is read a private key from PEM, so the key
