@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1262,6 +1263,9 @@ static void peer_string(const tacio_addr_t *a, char *buf, size_t size)
 static void conn_start(struct listener *l, int fd, const tacio_addr_t *peer)
 {
     tacio_http_queue_t *q = l->q;
+    char why[256];
+    if (l->steered && tacio__steer_arrived(fd, why, sizeof why))
+        qlog(q, "%s", why);
     pthread_mutex_lock(&q->mu);
     bool refuse = q->closing || atomic_load_explicit(&q->draining, memory_order_relaxed) || q->open >= q->o.max_connections;
     if (!refuse) {
@@ -1667,13 +1671,142 @@ fail:
     return NULL;
 }
 
+/* TLS contexts by configuration: queues that listen with the same files
+ * (same paths, and the files unchanged: device, inode, size, mtime) and
+ * client certificate mode share one SSL_CTX, so the shards of one server
+ * share its session cache, ticket keys and verdict cache whether they
+ * share a listening socket or each have one (reuse_port, steer_by_cpu): a
+ * client that comes back on another shard still resumes. */
+struct tls_file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+struct tls_entry {
+    char *cert, *key, *ca; /* ca may be NULL */
+    tacio_http_client_cert_mode_t mode;
+    struct tls_file_id id[3];
+    SSL_CTX *ctx;
+    X509_STORE *store;
+    unsigned users; /* listeners holding ctx */
+    struct tls_entry *next;
+};
+
+static pthread_mutex_t tls_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_entry *tls_entries;
+
+static bool file_id(const char *path, struct tls_file_id *id)
+{
+    struct stat st;
+    memset(id, 0, sizeof *id);
+    if (!path)
+        return true;
+    if (stat(path, &st) != 0)
+        return false;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->size = st.st_size;
+    id->mtime = st.st_mtim;
+    return true;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* A context for tls: the one in use with the same configuration, or a new
+ * one. Release it with tls_ctx_put. NULL: the log says why. */
+static SSL_CTX *tls_ctx_get(tacio_http_queue_t *q, const tacio_http_tls_t *tls, X509_STORE **store)
+{
+    struct tls_file_id id[3];
+    bool known = file_id(tls->cert_file, &id[0]) && file_id(tls->key_file, &id[1]) &&
+                 file_id(tls->ca_file, &id[2]);
+    pthread_mutex_lock(&tls_mu);
+    for (struct tls_entry *e = known ? tls_entries : NULL; e; e = e->next)
+        if (e->mode == tls->client_cert && same_str(e->cert, tls->cert_file) &&
+            same_str(e->key, tls->key_file) && same_str(e->ca, tls->ca_file) &&
+            !memcmp(e->id, id, sizeof id)) {
+            e->users++;
+            *store = e->store;
+            pthread_mutex_unlock(&tls_mu);
+            return e->ctx;
+        }
+    SSL_CTX *ctx = make_ctx(q, tls, store);
+    struct tls_entry *e = ctx && known ? calloc(1, sizeof *e) : NULL;
+    if (e) {
+        e->cert = strdup(tls->cert_file);
+        e->key = strdup(tls->key_file);
+        e->ca = tls->ca_file ? strdup(tls->ca_file) : NULL;
+        if (e->cert && e->key && (e->ca || !tls->ca_file)) {
+            e->mode = tls->client_cert;
+            memcpy(e->id, id, sizeof id);
+            e->ctx = ctx;
+            e->store = *store;
+            e->users = 1;
+            e->next = tls_entries;
+            tls_entries = e;
+        } else { /* not shared, still usable */
+            free(e->cert);
+            free(e->key);
+            free(e->ca);
+            free(e);
+        }
+    }
+    pthread_mutex_unlock(&tls_mu);
+    return ctx;
+}
+
+/* One more listener holds ctx (a shared listening socket's copy). */
+static void tls_ctx_hold(SSL_CTX *ctx)
+{
+    if (!ctx)
+        return;
+    pthread_mutex_lock(&tls_mu);
+    struct tls_entry *e = tls_entries;
+    while (e && e->ctx != ctx)
+        e = e->next;
+    if (e)
+        e->users++;
+    else
+        SSL_CTX_up_ref(ctx);
+    pthread_mutex_unlock(&tls_mu);
+}
+
+static void tls_ctx_put(SSL_CTX *ctx)
+{
+    if (!ctx)
+        return;
+    pthread_mutex_lock(&tls_mu);
+    struct tls_entry **ep = &tls_entries;
+    while (*ep && (*ep)->ctx != ctx)
+        ep = &(*ep)->next;
+    struct tls_entry *gone = NULL;
+    if (*ep && --(*ep)->users == 0) {
+        gone = *ep;
+        *ep = gone->next;
+    }
+    bool registered = *ep != NULL || gone != NULL;
+    pthread_mutex_unlock(&tls_mu);
+    if (gone) {
+        free(gone->cert);
+        free(gone->key);
+        free(gone->ca);
+        free(gone);
+    }
+    if (gone || !registered)
+        SSL_CTX_free(ctx);
+}
+
 /* A listener never started: its descriptor, its TLS context reference, itself. */
 static void listener_discard(struct listener *l)
 {
     if (l->steered)
         tacio__steer_leave(l->fd);
     close(l->fd);
-    SSL_CTX_free(l->ctx);
+    tls_ctx_put(l->ctx);
     free(l);
 }
 
@@ -1730,7 +1863,7 @@ tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, const char *url,
         return TACIO_NO_MEMORY;
     l->q = q;
     if (is_tls) {
-        l->ctx = make_ctx(q, tls, &l->store);
+        l->ctx = tls_ctx_get(q, tls, &l->store);
         if (!l->ctx) {
             free(l);
             return TACIO_UNSUCCESSFUL;
@@ -1771,7 +1904,7 @@ tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, const char *url,
             st = TACIO_UNSUCCESSFUL;
         if (fd >= 0)
             close(fd);
-        SSL_CTX_free(l->ctx);
+        tls_ctx_put(l->ctx);
         free(l);
         return st;
     }
@@ -1809,8 +1942,7 @@ tacio_status_t tacio_http_queue_share_listeners(tacio_http_queue_t *q, tacio_htt
         l->q = q;
         l->fd = fd;
         l->ctx = f->ctx;
-        if (l->ctx)
-            SSL_CTX_up_ref(l->ctx);
+        tls_ctx_hold(l->ctx);
         l->store = f->store;
         l->mode = f->mode;
         v[n++] = l;
@@ -1913,7 +2045,7 @@ tacio_status_t tacio_http_queue_close(tacio_http_queue_t *q)
     pthread_mutex_unlock(&q->mu);
     for (struct listener *l = q->listeners; l;) {
         struct listener *next = l->next;
-        SSL_CTX_free(l->ctx);
+        tls_ctx_put(l->ctx);
         free(l);
         l = next;
     }

@@ -1,10 +1,15 @@
 /* src/http/steer.c - the CPU steering of src/http/steer.h. */
 #include "http/steer.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/filter.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,11 +29,21 @@ struct group {
     socklen_t len;
     struct member *m;
     unsigned n, cap;
+    bool off; /* by hash for now: its connections came in on too few of its CPUs */
     struct group *next;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct group *groups;
+
+/* New connections by the CPU that received them, all groups together (a
+ * property of the machine's network, not of an address), looked at every
+ * LOOK_EVERY of them. Counts wrap; only differences are read. */
+#define STEER_CPUS 1024
+#define LOOK_EVERY 512u
+static _Atomic uint32_t arrived[STEER_CPUS];
+static _Atomic uint32_t arrivals;
+static uint32_t looked[STEER_CPUS]; /* arrived[] at the last look, under mu */
 
 static struct group *find_locked(const struct sockaddr_storage *a, socklen_t len)
 {
@@ -62,6 +77,16 @@ static int attach_locked(const struct group *g, int fd)
     return e;
 }
 
+/* "Always the kernel's hash", the group's program while it is off. A
+ * program rather than SO_DETACH_REUSEPORT_BPF (Linux 5.3): it works wherever
+ * steering does. */
+static int attach_hash_locked(int fd)
+{
+    struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0xffffffffu)};
+    struct sock_fprog prog = {.len = 1, .filter = code};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == 0 ? 0 : errno;
+}
+
 tacio_status_t tacio__steer_join(int fd, unsigned cpu)
 {
     struct sockaddr_storage a;
@@ -92,7 +117,8 @@ tacio_status_t tacio__steer_join(int fd, unsigned cpu)
     }
     if (!e) {
         g->m[g->n++] = (struct member){fd, cpu};
-        if ((e = attach_locked(g, fd)) != 0)
+        /* An off group's program is the group's, this socket's too. */
+        if (!g->off && (e = attach_locked(g, fd)) != 0)
             g->n--; /* it listens, by hash; the others keep their program */
     }
     pthread_mutex_unlock(&mu);
@@ -115,10 +141,98 @@ void tacio__steer_leave(int fd)
             *gp = g->next;
             free(g->m);
             free(g);
-        } else {
+        } else if (!g->off) {
             (void)attach_locked(g, g->m[0].fd);
         }
         break;
     }
     pthread_mutex_unlock(&mu);
+}
+
+static void addr_string(const struct group *g, char *buf, size_t size)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (g->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&g->addr;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+        snprintf(buf, size, "%s:%u", ip, port);
+    } else {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&g->addr;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+        snprintf(buf, size, "[%s]:%u", ip, port);
+    }
+}
+
+/* Each group, over the connections that came in on its CPUs since the last
+ * look: if the busiest of its n CPUs took more than 1.5/n of them, steering
+ * would load that CPU's queue with them all, so the group goes by hash;
+ * back on below 1.2/n (the gap keeps a group near the line from flapping).
+ * Returns whether a group changed, described in why. */
+static bool look_locked(char *why, size_t len)
+{
+    static uint32_t d[STEER_CPUS];
+    for (unsigned c = 0; c < STEER_CPUS; c++) {
+        uint32_t now = atomic_load_explicit(&arrived[c], memory_order_relaxed);
+        d[c] = now - looked[c];
+        looked[c] = now;
+    }
+    bool changed = false;
+    for (struct group *g = groups; g; g = g->next) {
+        if (g->n < 2)
+            continue;
+        uint64_t total = 0, max = 0;
+        unsigned busiest = 0;
+        for (unsigned k = 0; k < g->n; k++) {
+            bool dup = false; /* two queues on one CPU: count it once */
+            for (unsigned j = 0; j < k && !dup; j++)
+                dup = g->m[j].cpu == g->m[k].cpu;
+            if (dup || g->m[k].cpu >= STEER_CPUS)
+                continue;
+            uint32_t v = d[g->m[k].cpu];
+            total += v;
+            if (v > max) {
+                max = v;
+                busiest = g->m[k].cpu;
+            }
+        }
+        if (total < LOOK_EVERY / 4)
+            continue;
+        bool turn_off = !g->off && 2 * max * g->n > 3 * total;
+        bool turn_on = g->off && 5 * max * g->n < 6 * total;
+        if (!turn_off && !turn_on)
+            continue;
+        int e = turn_off ? attach_hash_locked(g->m[0].fd) : attach_locked(g, g->m[0].fd);
+        if (e)
+            continue; /* the kernel kept the old program: so does the group */
+        g->off = turn_off;
+        char a[INET6_ADDRSTRLEN + 16];
+        addr_string(g, a, sizeof a);
+        if (!changed)
+            snprintf(why, len,
+                     "%s: %llu of the last %llu new connections on its queues' CPUs came in on "
+                     "CPU %u: %s",
+                     a, (unsigned long long)max, (unsigned long long)total, busiest,
+                     turn_off ? "steering by CPU is off, the kernel's hash spreads them"
+                              : "steering by CPU is back on");
+        changed = true;
+    }
+    return changed;
+}
+
+bool tacio__steer_arrived(int fd, char *why, size_t len)
+{
+    int cpu = -1;
+    socklen_t sl = sizeof cpu;
+    if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &sl) != 0 || cpu < 0 || cpu >= STEER_CPUS)
+        return false;
+    atomic_fetch_add_explicit(&arrived[cpu], 1, memory_order_relaxed);
+    if ((atomic_fetch_add_explicit(&arrivals, 1, memory_order_relaxed) + 1) % LOOK_EVERY)
+        return false;
+    pthread_mutex_lock(&mu);
+    bool changed = look_locked(why, len);
+    pthread_mutex_unlock(&mu);
+    return changed;
 }

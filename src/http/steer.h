@@ -19,9 +19,21 @@
  * The group's order is the order its sockets began to listen, and closing
  * one moves the group's last socket into its place: the registry here
  * mirrors that, so every queue that listens on the address must join.
+ *
+ * WHEN NOT: with a network card that delivers every connection on one CPU
+ * (one receive queue, no RPS), or clients that all run on one CPU over
+ * loopback, steering would give one queue every connection. So every
+ * accepted connection's SO_INCOMING_CPU is counted, and every 512
+ * connections each group is looked at: when the busiest of its n CPUs took
+ * more than 1.5/n of the connections that came in on its CPUs, its program
+ * becomes "always the kernel's hash" (as plain SO_REUSEPORT), and the
+ * steering program comes back when that share is below 1.2/n.
  */
 #ifndef TACIO_HTTP_STEER_H
 #define TACIO_HTTP_STEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
 
 #include <tacio/status.h>
 
@@ -35,5 +47,11 @@ tacio_status_t tacio__steer_join(int fd, unsigned cpu);
 /* fd, a joined socket, is about to close: its group's program is rebuilt
  * for the order the kernel will have. Unknown fds are ignored. */
 void tacio__steer_leave(int fd);
+
+/* fd was just accepted from a joined socket: count the CPU it came in on.
+ * Returns true when this connection's count made a group turn its steering
+ * off or back on, with a line for the log in why. Lock-free but every
+ * 512th call. */
+bool tacio__steer_arrived(int fd, char *why, size_t len);
 
 #endif

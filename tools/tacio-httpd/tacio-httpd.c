@@ -4,7 +4,8 @@
  *               [--pki-key ec|rsa]  (key type of a development set created now)
  *               [--client-cert none|required|on-demand] [--root DIR]
  *               [--threads N] [--shards N]  (default: one shard per thread)
- *               [--shard-accept idle|hash|cpu]
+ *               [--shard-accept idle|hash|cpu]  (default: cpu with one shard
+ *               per CPU this process may use, else idle)
  *               [--max-head N] [--max-body N] [--max-target N]
  *               [--max-conns N] [--request-timeout-ms N] [--idle-timeout-ms N]
  *               [--handshake-timeout-ms N] [--log clf|json|none]
@@ -540,7 +541,7 @@ int main(int argc, char **argv)
     const char *cert = NULL, *key = NULL, *ca = NULL, *pki_dir = NULL, *port_file = NULL;
     tacio_http_client_cert_mode_t mode = TACIO_HTTP_CLIENT_CERT_ON_DEMAND;
     unsigned threads = 2, deadline_ms = 5000, want_shards = 0;
-    bool accept_idle = true, accept_cpu = false;
+    bool accept_idle = true, accept_cpu = false, accept_given = false;
     tacio__pki_key_type_t key_type = TACIO__PKI_EC_P256;
     tacio_http_queue_options_t qo = {.log = log_line};
     for (int i = 1; i < argc; i++) {
@@ -564,6 +565,7 @@ int main(int argc, char **argv)
         else if (ARG("--threads")) threads = (unsigned)atoi(v);
         else if (ARG("--shards")) want_shards = (unsigned)atoi(v);
         else if (ARG("--shard-accept")) {
+            accept_given = true;
             if (!strcmp(v, "idle")) accept_idle = true, accept_cpu = false;
             else if (!strcmp(v, "hash")) accept_idle = false, accept_cpu = false;
             else if (!strcmp(v, "cpu")) accept_idle = false, accept_cpu = true;
@@ -600,12 +602,18 @@ int main(int argc, char **argv)
         return 2;
     }
     /* cpu: shard k runs on the k-th CPU this process may use, and each new
-     * connection goes to the shard of the CPU that received it. */
-    unsigned shard_cpu[MAX_SHARDS];
+     * connection goes to the shard of the CPU that received it (by hash while
+     * they come in on too few of them: src/http/steer.h). The default with
+     * one shard per CPU; with fewer shards than CPUs, idle. */
+    unsigned shard_cpu[MAX_SHARDS], n_allowed = 0;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+        n_allowed = (unsigned)CPU_COUNT(&allowed);
+    if (!accept_given && n_shards > 1 && n_shards == n_allowed)
+        accept_idle = false, accept_cpu = true;
     if (accept_cpu) {
-        cpu_set_t allowed;
         unsigned n = 0;
-        if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+        if (n_allowed)
             for (unsigned c = 0; c < CPU_SETSIZE && n < n_shards; c++)
                 if (CPU_ISSET(c, &allowed))
                     shard_cpu[n++] = c;
@@ -748,8 +756,10 @@ int main(int argc, char **argv)
             rename(tmp, port_file);
         }
     }
-    printf("OpenSSL %s; %u threads in %u shard%s; client certificates: %s\n", OPENSSL_VERSION_TEXT,
+    printf("OpenSSL %s; %u threads in %u shard%s%s; client certificates: %s\n", OPENSSL_VERSION_TEXT,
            threads, n_shards, n_shards == 1 ? "" : "s",
+           n_shards == 1 ? "" : accept_cpu ? ", each bound to a CPU (--shard-accept cpu)"
+                              : accept_idle ? " (--shard-accept idle)" : " (--shard-accept hash)",
            mode == TACIO_HTTP_CLIENT_CERT_NONE ? "none"
            : mode == TACIO_HTTP_CLIENT_CERT_REQUIRED ? "required" : "on demand");
     fflush(stdout);
