@@ -441,11 +441,11 @@ https: full handshakes/s, ECDSA P-256|https|hs-ecdsa|rps|hs/s|hi|tacio-httpd|ngi
 https: full handshakes/s, RSA-2048|https|hs-rsa|rps|hs/s|hi|tacio-httpd|nginx|nginx|1.0|-|server_cpu_ms|server ms/hs
 https: full handshakes/s, required client cert, ECDSA|https|hs-ecdsa-cert|rps|hs/s|hi|tacio-httpd|nginx|nginx|-|-|server_cpu_ms|server ms/hs
 https: full handshakes/s, required client cert, RSA-2048|https|hs-rsa-cert|rps|hs/s|hi|tacio-httpd|nginx|nginx|-|-|server_cpu_ms|server ms/hs
-https: keep-alive req/s, tacio-httpd --shard-accept cpu|https|keepalive|rps|req/s|hi|tacio-cpu|nginx|nginx|1.0|-
-https: full handshakes/s, ECDSA P-256, --shard-accept cpu|https|hs-ecdsa|rps|hs/s|hi|tacio-cpu|nginx|nginx|1.0|-
-https: full handshakes/s, RSA-2048, --shard-accept cpu|https|hs-rsa|rps|hs/s|hi|tacio-cpu|nginx|nginx|1.0|-
-https: full handshakes/s, required client cert, ECDSA, --shard-accept cpu|https|hs-ecdsa-cert|rps|hs/s|hi|tacio-cpu|nginx|nginx|-|-
-https: full handshakes/s, required client cert, RSA-2048, --shard-accept cpu|https|hs-rsa-cert|rps|hs/s|hi|tacio-cpu|nginx|nginx|-|-
+https: keep-alive req/s, tacio-httpd --shard-accept idle|https|keepalive|rps|req/s|hi|tacio-idle|nginx|nginx|1.0|-
+https: full handshakes/s, ECDSA P-256, --shard-accept idle|https|hs-ecdsa|rps|hs/s|hi|tacio-idle|nginx|nginx|1.0|-
+https: full handshakes/s, RSA-2048, --shard-accept idle|https|hs-rsa|rps|hs/s|hi|tacio-idle|nginx|nginx|1.0|-
+https: full handshakes/s, required client cert, ECDSA, --shard-accept idle|https|hs-ecdsa-cert|rps|hs/s|hi|tacio-idle|nginx|nginx|-|-
+https: full handshakes/s, required client cert, RSA-2048, --shard-accept idle|https|hs-rsa-cert|rps|hs/s|hi|tacio-idle|nginx|nginx|-|-
 EOF
 } >"$spec"
 

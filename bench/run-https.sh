@@ -3,7 +3,7 @@
 #
 #   bench/run-https.sh [--quick] [--reps N] [--stamp STAMP] [--out RAW.csv]
 #
-# Cases (each run interleaved tacio-httpd, tacio-httpd --shard-accept cpu, nginx, ...,
+# Cases (each run interleaved tacio-httpd, tacio-httpd --shard-accept idle, nginx, ...,
 # medians of --reps):
 #   keepalive       wrk, 32 keep-alive connections, GET /healthz (3 bytes), ECDSA P-256
 #   hs-ecdsa        full TLS 1.3 handshakes/s: openssl s_time -new, one process per CPU
@@ -11,24 +11,29 @@
 #   hs-ecdsa-cert   the same as hs-ecdsa with a required client certificate (both servers
 #                   verify it against the development CA)
 #   hs-rsa-cert     the same as hs-rsa with a required client certificate (RSA-2048 too)
+# The s_time clients run without default CA locations (see handshakes()).
 # For the handshake cases the servers' own CPU time (utime + stime of every server process,
 # /proc) is also read, and printed as milliseconds of server CPU per handshake: the clients
 # share the CPUs, so a rate alone mixes the server's cost with theirs.
 # Servers: tacio-httpd --threads <CPUs> (its default: one shard, a pool of one thread, per
-# CPU, sharing the listening socket so the free shard takes each new connection:
-# docs/http.md "Shards"), the same with --shard-accept cpu (each shard bound to a CPU and
-# given the connections that CPU received), nginx with worker_processes <CPUs> (1 per core),
+# CPU, each bound to its CPU and given the connections that CPU received, by hash while
+# they come in on too few CPUs: docs/http.md "Shards"), the same with --shard-accept idle
+# (the default until 2026-12-07: the shards share the listening socket and the free one
+# takes each new connection), nginx with worker_processes <CPUs> (1 per core),
 # access logs off, both on 127.0.0.1 on ports bound at run time.
 #
 # Appends rows "timestamp,benchmark,case,impl,rep,metric,value" (benchmark https, impl
-# tacio-httpd, tacio-cpu or nginx, metric rps, and for handshakes also server_cpu_ms; from
-# 2026-12-03 to 2026-12-04 a tacio-1pool impl was --shards 1 in place of tacio-cpu; until
+# tacio-httpd, tacio-idle or nginx, metric rps, and for handshakes also server_cpu_ms; on
+# 2026-12-04 and 2026-12-07 (before the default changed) a tacio-cpu impl was
+# --shard-accept cpu in place of tacio-idle; from
+# 2026-12-03 to 2026-12-04 a tacio-1pool impl was --shards 1 in its place; until
 # 2026-12-03 the default was one pool
 # and tacio-shards named --shards <CPUs>) to --out (the run-all.sh raw format) and prints a
 # table with the ratios tacio/nginx (of the medians, and "paired": the median over reps of run k
 # of one against run k of the other, which both saw the same load) and, for the
 # client-certificate mode, tacio's own
-# hs-ecdsa-cert / hs-ecdsa and hs-rsa-cert / hs-rsa (target: >= 0.8), with nginx's own for
+# hs-ecdsa-cert / hs-ecdsa and hs-rsa-cert / hs-rsa (target: >= 0.8), of the medians and
+# paired (each rep runs the two cases back to back, since 2026-12-07), with nginx's own for
 # comparison, and the same ratio of server CPU per handshake (the server's own capacity).
 #
 # Installs from Debian when missing, and says so: nginx (its service start is
@@ -177,7 +182,14 @@ keepalive() { # -> req/s
 
 handshakes() { # kt withcert -> "handshakes/s server-CPU-ms-per-handshake", one s_time per CPU
 	local d="$tmp/pki-$1" certargs=() i st=() t0 t1 c0 c1
-	[ "$2" = 1 ] && certargs=(-cert "$d/client-chain.pem" -key "$d/client.key")
+	# No default CA locations for the clients: s_time does not verify the server, but
+	# libssl still checks its chain, and with the defaults every handshake walked
+	# /usr/lib/ssl/certs through OpenSSL's directory store, and once more in
+	# client-certificate mode to complete the client's own chain: 0.26 and 0.42 ms of
+	# client CPU per handshake (the servers' whole handshake is 0.4-0.6), on the CPUs
+	# the servers share (until 2026-12-07 the clients ran with the defaults).
+	certargs=(-no-CAfile -no-CApath -no-CAstore)
+	[ "$2" = 1 ] && certargs+=(-cert "$d/client-chain.pem" -key "$d/client.key")
 	c0=$(server_ticks)
 	t0=$(date +%s.%N)
 	for i in $(seq "$ncpu"); do
@@ -201,33 +213,36 @@ row() { # case impl rep value [server-cpu-ms]
 	echo "$1 $2 $3 $4 ${5:-0}" >>"$tmp/results"
 }
 
-run_case() { # case kt mode kind
-	local c=$1 kt=$2 mode=$3 kind=$4 r impl v
+# Each rep runs every impl on every case given, in turn: cases compared with each other
+# (a client-certificate case and its server-auth one) see the same drift of the machine.
+run_cases() { # "case kt mode kind"...
+	local r impl spec c kt mode kind v
 	for r in $(seq "$reps"); do
-		for impl in tacio-httpd tacio-cpu nginx; do
-			case $impl in
-			nginx) start_nginx "$kt" "$mode" ;;
-			tacio-httpd) start_tacio "$kt" "$mode" "$ncpu" ;;
-			tacio-cpu) start_tacio "$kt" "$mode" "$ncpu" --shard-accept cpu ;;
-			esac
-			cpu=""
-			case $kind in
-			ka) v=$(keepalive) ;;
-			hs) read -r v cpu < <(handshakes "$kt" 0) ;;
-			hsc) read -r v cpu < <(handshakes "$kt" 1) ;;
-			esac
-			stop_server "$impl"
-			row "$c" "$impl" "$r" "${v:-0}" "$cpu"
+		for impl in tacio-httpd tacio-idle nginx; do
+			for spec in "$@"; do
+				read -r c kt mode kind <<<"$spec"
+				case $impl in
+				nginx) start_nginx "$kt" "$mode" ;;
+				tacio-httpd) start_tacio "$kt" "$mode" "$ncpu" ;;
+				tacio-idle) start_tacio "$kt" "$mode" "$ncpu" --shard-accept idle ;;
+				esac
+				cpu=""
+				case $kind in
+				ka) v=$(keepalive) ;;
+				hs) read -r v cpu < <(handshakes "$kt" 0) ;;
+				hsc) read -r v cpu < <(handshakes "$kt" 1) ;;
+				esac
+				stop_server "$impl"
+				row "$c" "$impl" "$r" "${v:-0}" "$cpu"
+			done
 		done
 	done
 }
 
 echo "https: $(openssl version); nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///'); $ncpu CPUs; ${dur}s runs x $reps"
-run_case keepalive ec on-demand ka
-run_case hs-ecdsa ec none hs
-run_case hs-rsa rsa none hs
-run_case hs-ecdsa-cert ec required hsc
-run_case hs-rsa-cert rsa required hsc
+run_cases "keepalive ec on-demand ka"
+run_cases "hs-ecdsa ec none hs" "hs-ecdsa-cert ec required hsc"
+run_cases "hs-rsa rsa none hs" "hs-rsa-cert rsa required hsc"
 
 awk '
 function median(list,   n, a, i, j, t) {
@@ -236,6 +251,14 @@ function median(list,   n, a, i, j, t) {
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 { v[$1, $2] = v[$1, $2] " " $4; cpu[$1, $2] = cpu[$1, $2] " " $5; cases[$1] = 1; one[$1, $2, $3] = $4 }
+# The median over reps of case b against case a, same impl, run k (adjacent in time).
+function own(b, a, impl,   r, list) {
+	list = ""
+	for (r = 1; (a, impl, r) in one; r++)
+		if (one[a, impl, r] > 0 && ((b, impl, r) in one))
+			list = list " " one[b, impl, r] / one[a, impl, r]
+	return list == "" ? 0 : median(list)
+}
 # The median of run k of impl against run k of nginx: both saw the same load.
 function paired(c, impl,   r, list) {
 	list = ""
@@ -245,17 +268,17 @@ function paired(c, impl,   r, list) {
 	return list == "" ? 0 : median(list)
 }
 END {
-	printf "%-16s %12s %12s %12s %9s %9s %9s %9s   %s\n", "case", "tacio-httpd", "cpu", "nginx", "ratio",
-		"paired", "cpu", "paired", "server CPU ms/handshake: tacio-httpd, cpu, nginx"
+	printf "%-16s %12s %12s %12s %9s %9s %9s %9s   %s\n", "case", "tacio-httpd", "idle", "nginx", "ratio",
+		"paired", "idle", "paired", "server CPU ms/handshake: tacio-httpd, idle, nginx"
 	split("keepalive hs-ecdsa hs-rsa hs-ecdsa-cert hs-rsa-cert", order, " ")
 	for (k = 1; k <= 5; k++) {
 		c = order[k]
 		if (!(c in cases)) continue
-		t = median(v[c, "tacio-httpd"]); s = median(v[c, "tacio-cpu"]); n = median(v[c, "nginx"])
+		t = median(v[c, "tacio-httpd"]); s = median(v[c, "tacio-idle"]); n = median(v[c, "nginx"])
 		m[c] = t; ms[c] = s; mn[c] = n
-		ct[c] = median(cpu[c, "tacio-httpd"]); cs[c] = median(cpu[c, "tacio-cpu"]); cn[c] = median(cpu[c, "nginx"])
+		ct[c] = median(cpu[c, "tacio-httpd"]); cs[c] = median(cpu[c, "tacio-idle"]); cn[c] = median(cpu[c, "nginx"])
 		printf "%-16s %12.0f %12.0f %12.0f %8.2fx %8.2fx %8.2fx %8.2fx", c, t, s, n, (n > 0 ? t / n : 0),
-			paired(c, "tacio-httpd"), (n > 0 ? s / n : 0), paired(c, "tacio-cpu")
+			paired(c, "tacio-httpd"), (n > 0 ? s / n : 0), paired(c, "tacio-idle")
 		if (c != "keepalive") printf "   %.3f, %.3f, %.3f", ct[c], cs[c], cn[c]
 		printf "  (target >= 1.0x)\n"
 	}
@@ -263,8 +286,9 @@ END {
 	for (k = 1; k <= 2; k++) {
 		a = "hs-" kts[k]; b = a "-cert"
 		if (!(m[a] > 0 && ms[a] > 0 && (b in cases))) continue
-		printf "client-certificate mode, %s / %s: rate: tacio-httpd %.2f, cpu %.2f, nginx %.2f; server CPU per handshake (own %s / %s): tacio-httpd %.2f, cpu %.2f, nginx %.2f (target >= 0.80)\n",
-			b, a, m[b] / m[a], ms[b] / ms[a], mn[b] / mn[a], a, b,
+		printf "client-certificate mode, %s / %s: rate: tacio-httpd %.2f (paired %.2f), idle %.2f (%.2f), nginx %.2f (%.2f); server CPU per handshake (own %s / %s): tacio-httpd %.2f, idle %.2f, nginx %.2f (target >= 0.80)\n",
+			b, a, m[b] / m[a], own(b, a, "tacio-httpd"), ms[b] / ms[a], own(b, a, "tacio-idle"),
+			mn[b] / mn[a], own(b, a, "nginx"), a, b,
 			(ct[b] > 0 ? ct[a] / ct[b] : 0), (cs[b] > 0 ? cs[a] / cs[b] : 0), (cn[b] > 0 ? cn[a] / cn[b] : 0)
 	}
 }' "$tmp/results"

@@ -106,7 +106,11 @@ typedef struct tacio_http_queue_options {
                                        is. Every queue listening on the address
                                        must ask for it, and each queue's pool
                                        should run on its CPU (tacio_pool_options_t.cpus;
-                                       tacio-httpd --shard-accept cpu; docs/http.md "Shards") */
+                                       tacio-httpd --shard-accept cpu; docs/http.md "Shards").
+                                       While connections come in on too few of the
+                                       queues' CPUs (the busiest over 1.5/n of them,
+                                       every 512), they go by hash instead, until
+                                       it falls below 1.2/n; each change is logged */
     unsigned cpu;                   /* this queue's CPU, for steer_by_cpu */
 } tacio_http_queue_options_t;
 
@@ -146,6 +150,9 @@ typedef struct tacio_http_tls {
  * RETURN VALUE: TACIO_SUCCESS, *port_out (may be NULL) the bound port;
  *   TACIO_INVALID_PARAMETER (bad URL, https without tls); TACIO_UNSUCCESSFUL
  *   (OpenSSL refused the files: the log says why); a bind/listen status.
+ * Queues that add https URLs with the same files (paths and contents
+ * unchanged) and client certificate mode share one TLS context: sessions,
+ * ticket keys and remembered verdicts (docs/http.md "Shards").
  * LIFETIME: url and tls are read during the call only. */
 TACIO_EXTERN tacio_status_t tacio_http_queue_add_url(tacio_http_queue_t *q, const char *url,
                                                      const tacio_http_tls_t *tls,
