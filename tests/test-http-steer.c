@@ -164,14 +164,21 @@ static void two_cpus(unsigned *c0, unsigned *c1)
         TT_SKIP("needs two CPUs");
 }
 
+/* Queues a (for c0) and b (for c1) on one new port. */
+static void two_shards(struct shard *a, struct shard *b, unsigned *c0, unsigned *c1, uint16_t *port)
+{
+    two_cpus(c0, c1);
+    *port = 0;
+    shard_open(a, *c0, port);
+    shard_open(b, *c1, port);
+}
+
 TT_CASE(connections_go_to_their_cpus_queue)
 {
     unsigned c0, c1;
-    two_cpus(&c0, &c1);
-    uint16_t port = 0;
+    uint16_t port;
     struct shard a, b;
-    shard_open(&a, c0, &port);
-    shard_open(&b, c1, &port);
+    two_shards(&a, &b, &c0, &c1, &port);
     struct shard *both[] = {&a, &b};
     enum { N = 24 };
     dial(c0, N, port);
@@ -231,11 +238,9 @@ TT_CASE(closing_a_queue_keeps_the_mapping)
 TT_CASE(one_cpu_alone_turns_steering_off_until_both_send)
 {
     unsigned c0, c1;
-    two_cpus(&c0, &c1);
-    uint16_t port = 0;
+    uint16_t port;
     struct shard a, b;
-    shard_open(&a, c0, &port);
-    shard_open(&b, c1, &port);
+    two_shards(&a, &b, &c0, &c1, &port);
     struct shard *both[] = {&a, &b};
     uint64_t total = 600;
     dial(c0, 600, port);
