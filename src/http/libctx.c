@@ -56,7 +56,7 @@ static const char *const tls_kdfs[] = { "TLS1-PRF", "HKDF", "TLS13-KDF", NULL };
 /* The operations answered from a table of our own, NULL-terminated. */
 static struct narrowed {
     int id;
-    const char *const *names; /* NULL: the decoders (wanted_decoder) */
+    const char *const *names; /* NULL: the decoders (see wanted) */
     OSSL_ALGORITHM *algs;
 } narrowed[] = {
     { OSSL_OP_DECODER, NULL, NULL },   { OSSL_OP_CIPHER, tls_ciphers, NULL },

@@ -1712,6 +1712,14 @@ static bool file_id(const char *path, struct tls_file_id *id)
     return true;
 }
 
+static void tls_entry_free(struct tls_entry *e)
+{
+    free(e->cert);
+    free(e->key);
+    free(e->ca);
+    free(e);
+}
+
 static bool same_str(const char *a, const char *b)
 {
     return (!a && !b) || (a && b && !strcmp(a, b));
@@ -1749,10 +1757,7 @@ static SSL_CTX *tls_ctx_get(tacio_http_queue_t *q, const tacio_http_tls_t *tls, 
             e->next = tls_entries;
             tls_entries = e;
         } else { /* not shared, still usable */
-            free(e->cert);
-            free(e->key);
-            free(e->ca);
-            free(e);
+            tls_entry_free(e);
         }
     }
     pthread_mutex_unlock(&tls_mu);
@@ -1783,20 +1788,18 @@ static void tls_ctx_put(SSL_CTX *ctx)
     struct tls_entry **ep = &tls_entries;
     while (*ep && (*ep)->ctx != ctx)
         ep = &(*ep)->next;
-    struct tls_entry *gone = NULL;
-    if (*ep && --(*ep)->users == 0) {
-        gone = *ep;
-        *ep = gone->next;
+    struct tls_entry *e = *ep;
+    bool free_ctx = !e; /* not shared: the reference was the listener's own */
+    if (e && --e->users == 0) {
+        *ep = e->next;
+        free_ctx = true;
+    } else {
+        e = NULL;
     }
-    bool registered = *ep != NULL || gone != NULL;
     pthread_mutex_unlock(&tls_mu);
-    if (gone) {
-        free(gone->cert);
-        free(gone->key);
-        free(gone->ca);
-        free(gone);
-    }
-    if (gone || !registered)
+    if (e)
+        tls_entry_free(e);
+    if (free_ctx)
         SSL_CTX_free(ctx);
 }
 

@@ -152,17 +152,14 @@ void tacio__steer_leave(int fd)
 static void addr_string(const struct group *g, char *buf, size_t size)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
     if (g->addr.ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&g->addr;
         inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        port = ntohs(a->sin_port);
-        snprintf(buf, size, "%s:%u", ip, port);
+        snprintf(buf, size, "%s:%u", ip, ntohs(a->sin_port));
     } else {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&g->addr;
         inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        port = ntohs(a->sin6_port);
-        snprintf(buf, size, "[%s]:%u", ip, port);
+        snprintf(buf, size, "[%s]:%u", ip, ntohs(a->sin6_port));
     }
 }
 
