@@ -14,7 +14,9 @@
 # The s_time clients run without default CA locations (see handshakes()).
 # For the handshake cases the servers' own CPU time (utime + stime of every server process,
 # /proc) is also read, and printed as milliseconds of server CPU per handshake: the clients
-# share the CPUs, so a rate alone mixes the server's cost with theirs.
+# share the CPUs, so a rate alone mixes the server's cost with theirs. The clients' CPU time
+# (since 2026-12-07, metric client_cpu_ms) gives, for the client-certificate mode, the
+# ratio a server with no extra cost for the certificate would reach on this machine.
 # Servers: tacio-httpd --threads <CPUs> (its default: one shard, a pool of one thread, per
 # CPU, each bound to its CPU and given the connections that CPU received, by hash while
 # they come in on too few CPUs: docs/http.md "Shards"), the same with --shard-accept idle
@@ -181,7 +183,7 @@ keepalive() { # -> req/s
 }
 
 handshakes() { # kt withcert -> "handshakes/s server-CPU-ms-per-handshake", one s_time per CPU
-	local d="$tmp/pki-$1" certargs=() i st=() t0 t1 c0 c1
+	local d="$tmp/pki-$1" certargs=() i st=() t0 t1 c0 c1 cl
 	# No default CA locations for the clients: s_time does not verify the server, but
 	# libssl still checks its chain, and with the defaults every handshake walked
 	# /usr/lib/ssl/certs through OpenSSL's directory store, and once more in
@@ -192,31 +194,39 @@ handshakes() { # kt withcert -> "handshakes/s server-CPU-ms-per-handshake", one 
 	[ "$2" = 1 ] && certargs+=(-cert "$d/client-chain.pem" -key "$d/client.key")
 	c0=$(server_ticks)
 	t0=$(date +%s.%N)
-	for i in $(seq "$ncpu"); do
-		openssl s_time -connect "127.0.0.1:$port" -new -time "$dur" "${certargs[@]}" \
-			>"$tmp/st.$i" 2>&1 &
-		st+=($!)
-	done
-	wait "${st[@]}" 2>/dev/null || true
+	# The clients in a subshell that, once it has waited for them, reads its
+	# children's CPU time (cutime + cstime of /proc/<subshell>/stat).
+	cl=$(
+		for i in $(seq "$ncpu"); do
+			openssl s_time -connect "127.0.0.1:$port" -new -time "$dur" "${certargs[@]}" \
+				>"$tmp/st.$i" 2>&1 &
+			st+=($!)
+		done
+		wait "${st[@]}" 2>/dev/null || true
+		read -r f </proc/$BASHPID/stat # read here: in a pipeline BASHPID names the child
+		read -r -a f <<<"${f##*) }"
+		echo $((f[13] + f[14]))
+	)
 	t1=$(date +%s.%N)
 	c1=$(server_ticks)
 	# s_time rounds its "real seconds" to whole seconds: time the runs here.
-	cat "$tmp"/st.* | awk -v t="$(python3 -c "print($t1 - $t0)")" -v c=$((c1 - c0)) -v hz="$hz" \
+	cat "$tmp"/st.* | awk -v t="$(python3 -c "print($t1 - $t0)")" -v c=$((c1 - c0)) -v cl="${cl:-0}" -v hz="$hz" \
 		'/connections in [0-9.]+ real seconds/ { n += $1 }
-		END { if (t > 0 && n > 0) printf "%.1f %.3f\n", n / t, 1000 * c / hz / n; else print "0 0" }'
+		END { if (t > 0 && n > 0) printf "%.1f %.3f %.3f\n", n / t, 1000 * c / hz / n, 1000 * cl / hz / n; else print "0 0 0" }'
 	rm -f "$tmp"/st.*
 }
 
-row() { # case impl rep value [server-cpu-ms]
+row() { # case impl rep value [server-cpu-ms client-cpu-ms]
 	[ -n "$out" ] && echo "$stamp,https,$1,$2,$3,rps,$4" >>"$out"
 	[ -n "$out" ] && [ -n "${5:-}" ] && echo "$stamp,https,$1,$2,$3,server_cpu_ms,$5" >>"$out"
-	echo "$1 $2 $3 $4 ${5:-0}" >>"$tmp/results"
+	[ -n "$out" ] && [ -n "${6:-}" ] && echo "$stamp,https,$1,$2,$3,client_cpu_ms,$6" >>"$out"
+	echo "$1 $2 $3 $4 ${5:-0} ${6:-0}" >>"$tmp/results"
 }
 
 # Each rep runs every impl on every case given, in turn: cases compared with each other
 # (a client-certificate case and its server-auth one) see the same drift of the machine.
 run_cases() { # "case kt mode kind"...
-	local r impl spec c kt mode kind v
+	local r impl spec c kt mode kind v cpu ccpu
 	for r in $(seq "$reps"); do
 		for impl in tacio-httpd tacio-idle nginx; do
 			for spec in "$@"; do
@@ -226,14 +236,14 @@ run_cases() { # "case kt mode kind"...
 				tacio-httpd) start_tacio "$kt" "$mode" "$ncpu" ;;
 				tacio-idle) start_tacio "$kt" "$mode" "$ncpu" --shard-accept idle ;;
 				esac
-				cpu=""
+				cpu="" ccpu=""
 				case $kind in
 				ka) v=$(keepalive) ;;
-				hs) read -r v cpu < <(handshakes "$kt" 0) ;;
-				hsc) read -r v cpu < <(handshakes "$kt" 1) ;;
+				hs) read -r v cpu ccpu < <(handshakes "$kt" 0) ;;
+				hsc) read -r v cpu ccpu < <(handshakes "$kt" 1) ;;
 				esac
 				stop_server "$impl"
-				row "$c" "$impl" "$r" "${v:-0}" "$cpu"
+				row "$c" "$impl" "$r" "${v:-0}" "$cpu" "$ccpu"
 			done
 		done
 	done
@@ -250,7 +260,7 @@ function median(list,   n, a, i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-{ v[$1, $2] = v[$1, $2] " " $4; cpu[$1, $2] = cpu[$1, $2] " " $5; cases[$1] = 1; one[$1, $2, $3] = $4 }
+{ v[$1, $2] = v[$1, $2] " " $4; cpu[$1, $2] = cpu[$1, $2] " " $5; ccpu[$1, $2] = ccpu[$1, $2] " " $6; cases[$1] = 1; one[$1, $2, $3] = $4 }
 # The median over reps of case b against case a, same impl, run k (adjacent in time).
 function own(b, a, impl,   r, list) {
 	list = ""
@@ -290,5 +300,12 @@ END {
 			b, a, m[b] / m[a], own(b, a, "tacio-httpd"), ms[b] / ms[a], own(b, a, "tacio-idle"),
 			mn[b] / mn[a], own(b, a, "nginx"), a, b,
 			(ct[b] > 0 ? ct[a] / ct[b] : 0), (cs[b] > 0 ? cs[a] / cs[b] : 0), (cn[b] > 0 ? cn[a] / cn[b] : 0)
+		# Clients and server share the CPUs, so the rate is set by their sum: even a
+		# server with no extra cost for the certificate reaches only
+		# (server + client, own) / (server own + client with certificate).
+		ka = median(ccpu[a, "tacio-httpd"]); kb = median(ccpu[b, "tacio-httpd"])
+		if (kb > 0)
+			printf "  client CPU per handshake %s %.3f, %s %.3f ms: a server with no extra cost would reach %.2f\n",
+				a, ka, b, kb, (ct[a] + ka) / (ct[a] + kb)
 	}
 }' "$tmp/results"
