@@ -182,7 +182,7 @@ keepalive() { # -> req/s
 		awk '/^Requests\/sec:/ { print $2 }'
 }
 
-handshakes() { # kt withcert -> "handshakes/s server-CPU-ms-per-handshake", one s_time per CPU
+handshakes() { # kt withcert -> "handshakes/s server-CPU-ms client-CPU-ms" (per handshake), one s_time per CPU
 	local d="$tmp/pki-$1" certargs=() i st=() t0 t1 c0 c1 cl
 	# No default CA locations for the clients: s_time does not verify the server, but
 	# libssl still checks its chain, and with the defaults every handshake walked
