@@ -305,7 +305,7 @@ END {
 		# (server + client, own) / (server own + client with certificate).
 		ka = median(ccpu[a, "tacio-httpd"]); kb = median(ccpu[b, "tacio-httpd"])
 		if (kb > 0)
-			printf "  client CPU per handshake %s %.3f, %s %.3f ms: a server with no extra cost would reach %.2f\n",
+			printf "  clients of tacio-httpd, CPU per handshake %s %.3f, %s %.3f ms: a server with no extra cost would reach %.2f\n",
 				a, ka, b, kb, (ct[a] + ka) / (ct[a] + kb)
 	}
 }' "$tmp/results"
