@@ -2123,19 +2123,37 @@ static void conn_done(struct conn *c, struct done *d)
     conn_release(c);
 }
 
+/* The start of every operation on a request's connection, after its own
+ * argument checks: op free, then the connection of request_id, locked and
+ * referenced (release it with conn_done), with op stamped with the id.
+ * NULL: *st is the status to return, already a synchronous result unless
+ * it is OP_IN_USE (a busy op is the caller's, and is left untouched). */
+static struct conn *op_start(tacio_http_queue_t *q, uint64_t request_id, tacio_http_op_t *op,
+                             tacio_status_t *st)
+{
+    if (op_busy(op)) {
+        *st = TACIO_OP_IN_USE;
+        return NULL;
+    }
+    struct conn *c = conn_of(q, request_id, st);
+    if (!c) {
+        *st = sync_result(q, op, *st, 0);
+        return NULL;
+    }
+    op->request_id = request_id;
+    return c;
+}
+
 tacio_status_t tacio_http_receive_body(tacio_http_queue_t *q, uint64_t request_id,
                                        tacio_http_op_t *op, void *buf, size_t len)
 {
     if (!q || !op || !buf || !len)
         return TACIO_INVALID_PARAMETER;
-    if (op_busy(op))
-        return TACIO_OP_IN_USE;
     tacio_status_t st;
-    struct conn *c = conn_of(q, request_id, &st);
+    struct conn *c = op_start(q, request_id, op, &st);
     if (!c)
-        return sync_result(q, op, st, 0);
+        return st;
     struct done d = {0};
-    op->request_id = request_id;
     if (c->body_op) {
         conn_done(c, &d);
         return TACIO_OP_IN_USE;
@@ -2272,14 +2290,11 @@ tacio_status_t tacio_http_send_response(tacio_http_queue_t *q, uint64_t request_
     if (!q || !op || !resp || resp->status < 100 || resp->status > 999 ||
         (resp->body_len && !resp->body) || (resp->header_count && !resp->headers))
         return TACIO_INVALID_PARAMETER;
-    if (op_busy(op))
-        return TACIO_OP_IN_USE;
     tacio_status_t st;
-    struct conn *c = conn_of(q, request_id, &st);
+    struct conn *c = op_start(q, request_id, op, &st);
     if (!c)
-        return sync_result(q, op, st, 0);
+        return st;
     struct done d = {0};
-    op->request_id = request_id;
     if (c->resp_started) {
         conn_done(c, &d);
         return sync_result(q, op, TACIO_INVALID_DEVICE_STATE, 0);
@@ -2352,14 +2367,11 @@ tacio_status_t tacio_http_send_body(tacio_http_queue_t *q, uint64_t request_id, 
 {
     if (!q || !op || (len && !data))
         return TACIO_INVALID_PARAMETER;
-    if (op_busy(op))
-        return TACIO_OP_IN_USE;
     tacio_status_t st;
-    struct conn *c = conn_of(q, request_id, &st);
+    struct conn *c = op_start(q, request_id, op, &st);
     if (!c)
-        return sync_result(q, op, st, 0);
+        return st;
     struct done d = {0};
-    op->request_id = request_id;
     if (!c->resp_started || c->resp_done || c->file_open) {
         /* (a file body still streaming would be overtaken) */
         conn_done(c, &d);
@@ -2385,14 +2397,11 @@ tacio_status_t tacio_http_receive_client_cert(tacio_http_queue_t *q, uint64_t re
     if (!q || !op || (len && !buf) ||
         ((uintptr_t)buf % _Alignof(tacio_http_client_cert_t)) != 0)
         return TACIO_INVALID_PARAMETER;
-    if (op_busy(op))
-        return TACIO_OP_IN_USE;
     tacio_status_t st;
-    struct conn *c = conn_of(q, request_id, &st);
+    struct conn *c = op_start(q, request_id, op, &st);
     if (!c)
-        return sync_result(q, op, st, 0);
+        return st;
     struct done d = {0};
-    op->request_id = request_id;
     switch (c->cert_state) {
     case CERT_HAVE:
         if (!c->cert_blob && !cert_build(c)) {
