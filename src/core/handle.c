@@ -250,6 +250,19 @@ static void end_queued(struct tacio_handle *h)
         tacio__port_complete_list(h->port, &done);
 }
 
+/* Everything of h that started before the cancel epoch moved: its queued
+ * operations end here and the backend cancels the rest, unless the port is
+ * closing: then its drain ends them. */
+static void cancel_started(struct tacio_handle *h)
+{
+    struct tacio_port *p = h->port;
+    port_enter(p);
+    end_queued(h);
+    if (!atomic_load_explicit(&p->closed, memory_order_acquire))
+        p->be->cancel_handle(p, h);
+    port_leave(p);
+}
+
 tacio_status_t tacio_handle_close(tacio_handle_t *h)
 {
     if (!tacio__handle_valid(h)) {
@@ -269,13 +282,8 @@ tacio_status_t tacio_handle_close(tacio_handle_t *h)
     }
     atomic_fetch_add_explicit(&h->cancel_epoch, 1, memory_order_release);
 
-    struct tacio_port *p = h->port;
-    port_enter(p);
-    end_queued(h);
     /* Even with nothing in flight: a backend may hold the fd (epoll set). */
-    if (!atomic_load_explicit(&p->closed, memory_order_acquire))
-        p->be->cancel_handle(p, h);
-    port_leave(p);
+    cancel_started(h);
     tacio__handle_use_end(h); /* closes the fd if no op still names it */
     tacio__handle_unref(h);
     return TACIO_SUCCESS;
@@ -295,12 +303,7 @@ tacio_status_t tacio_cancel_handle(tacio_handle_t *h)
         st = TACIO_NOT_FOUND;
     } else {
         atomic_fetch_add_explicit(&h->cancel_epoch, 1, memory_order_release);
-        struct tacio_port *p = h->port;
-        port_enter(p);
-        end_queued(h);
-        if (!atomic_load_explicit(&p->closed, memory_order_acquire))
-            p->be->cancel_handle(p, h);
-        port_leave(p);
+        cancel_started(h);
     }
     tacio__handle_use_end(h);
     return st;
