@@ -127,6 +127,13 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* lead: what comes before the value, e.g. ",\"issuer\":" */
+static void json_field(FILE *f, const char *lead, const char *s)
+{
+    fputs(lead, f);
+    json_str(f, s);
+}
+
 static void task_end(struct task *t)
 {
     if (t->status >= 0 && t->status < 1000)
@@ -142,12 +149,9 @@ static void task_end(struct task *t)
             fprintf(stdout, "%s - - [%s] \"%s %s %s\" %d %llu\n", t->peer, date, t->method,
                     t->target, t->version, t->status, (unsigned long long)t->bytes);
         } else {
-            fprintf(stdout, "{\"peer\":");
-            json_str(stdout, t->peer);
-            fprintf(stdout, ",\"method\":");
-            json_str(stdout, t->method);
-            fprintf(stdout, ",\"target\":");
-            json_str(stdout, t->target);
+            json_field(stdout, "{\"peer\":", t->peer);
+            json_field(stdout, ",\"method\":", t->method);
+            json_field(stdout, ",\"target\":", t->target);
             fprintf(stdout, ",\"status\":%d,\"bytes\":%llu,\"us\":%llu}\n", t->status,
                     (unsigned long long)t->bytes, (unsigned long long)(now_us() - t->t0));
         }
@@ -221,18 +225,13 @@ static void whoami_answer(struct task *t)
     char *body = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&body, &len);
-    fprintf(f, "{\"subject\":");
-    json_str(f, c->subject);
-    fprintf(f, ",\"issuer\":");
-    json_str(f, c->issuer);
-    fprintf(f, ",\"serial\":");
-    json_str(f, c->serial_hex);
-    fprintf(f, ",\"sha256\":");
-    json_str(f, c->sha256_hex);
-    fprintf(f, ",\"verdict\":");
-    json_str(f, verdict);
-    fprintf(f, ",\"x509_error\":");
-    json_str(f, c->verify_flags ? X509_verify_cert_error_string(c->x509_error) : "ok");
+    json_field(f, "{\"subject\":", c->subject);
+    json_field(f, ",\"issuer\":", c->issuer);
+    json_field(f, ",\"serial\":", c->serial_hex);
+    json_field(f, ",\"sha256\":", c->sha256_hex);
+    json_field(f, ",\"verdict\":", verdict);
+    json_field(f, ",\"x509_error\":",
+               c->verify_flags ? X509_verify_cert_error_string(c->x509_error) : "ok");
     fprintf(f, ",\"chain_count\":%zu,\"chain_der_bytes\":%zu}\n", c->chain_count, c->der_len);
     fclose(f);
     respond_text(t, c->verify_flags ? 403 : 200, "application/json", body);
