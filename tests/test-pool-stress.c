@@ -843,35 +843,33 @@ static void call_cb(void *ctx)
 
 /* ---- timer and wait calls, with the test's model --------------------------------- */
 
-static void timer_set_m(inst_t *in, tacio_pool_timer_t *t, rng_t *rg)
+/* Under in->m, right after a set returned st: what the model expects next. */
+static void set_model_locked(inst_t *in, tacio_status_t st, int model)
 {
-    uint64_t due = rnd_below(rg, 2000000), per = 0;
-    if (in->periodic && rnd_below(rg, 3))
-        per = 500000 + rnd_below(rg, 2500000);
-    count_op();
-    pthread_mutex_lock(&in->m);
-    tacio_status_t st = tacio_pool_timer_set(t, due, per);
     if (st == TACIO_SUCCESS) {
         atomic_fetch_add_explicit(&in->sets, 1, memory_order_relaxed);
-        in->model = per ? M_ARMED : M_MAYBE;
+        in->model = model;
         in->cancel_flag = false;
     }
-    pthread_mutex_unlock(&in->m);
+}
+
+/* After the lock: a set's status, counted, or the failure. fn names the call. */
+static void set_check(inst_t *in, tacio_status_t st, unsigned x_ok, const char *fn,
+                      const char *what)
+{
     if (st == TACIO_SUCCESS)
-        cx(X_TIMER_SET);
+        cx(x_ok);
     else if (st == TACIO_INVALID_HANDLE && atomic_load(&in->closed))
         cx(X_ON_CLOSED);
     else if (st == TACIO_NO_MEMORY)
         ; /* injected (TACIO_FAULTS enomem): not armed, as pool.h says */
     else
-        TT_FAIL("tacio_pool_timer_set on an open timer: %s", tacio_status_name(st));
+        TT_FAIL("%s on an open %s: %s", fn, what, tacio_status_name(st));
 }
 
-static void timer_cancel_m(inst_t *in, tacio_pool_timer_t *t)
+/* Under in->m, right after a cancel returned st. */
+static void cancel_model_locked(inst_t *in, tacio_status_t st)
 {
-    pthread_mutex_lock(&in->m);
-    tacio_status_t st = tacio_pool_timer_cancel(t);
-    int model = in->model;
     if (st == TACIO_SUCCESS) {
         atomic_fetch_add_explicit(&in->cancels, 1, memory_order_relaxed);
         in->cancel_flag = true;
@@ -880,22 +878,50 @@ static void timer_cancel_m(inst_t *in, tacio_pool_timer_t *t)
     } else if (st == TACIO_NOT_FOUND) {
         in->model = M_DISARMED;
     }
-    pthread_mutex_unlock(&in->m);
+}
+
+/* After the lock: a cancel's status against the model it saw (only a
+ * periodic timer is ever M_ARMED: its cancel must find it). */
+static void cancel_check(inst_t *in, tacio_status_t st, int model, unsigned x_ok, unsigned x_nf,
+                         const char *fn, const char *what)
+{
     if (st == TACIO_SUCCESS) {
         if (model == M_DISARMED)
-            TT_FAIL("tacio_pool_timer_cancel returned SUCCESS on a timer cancelled before and "
-                    "not set since");
-        cx(X_TIMER_CANCEL_OK);
+            TT_FAIL("%s returned SUCCESS on a %s cancelled before and not set since", fn, what);
+        cx(x_ok);
     } else if (st == TACIO_NOT_FOUND) {
         if (model == M_ARMED)
-            TT_FAIL("tacio_pool_timer_cancel returned NOT_FOUND on a periodic timer set and "
-                    "never cancelled");
-        cx(X_TIMER_CANCEL_NF);
+            TT_FAIL("%s returned NOT_FOUND on a periodic %s set and never cancelled", fn, what);
+        cx(x_nf);
     } else if (st == TACIO_INVALID_HANDLE && atomic_load(&in->closed)) {
         cx(X_ON_CLOSED);
     } else {
-        TT_FAIL("tacio_pool_timer_cancel: %s", tacio_status_name(st));
+        TT_FAIL("%s: %s", fn, tacio_status_name(st));
     }
+}
+
+static void timer_set_m(inst_t *in, tacio_pool_timer_t *t, rng_t *rg)
+{
+    uint64_t due = rnd_below(rg, 2000000), per = 0;
+    if (in->periodic && rnd_below(rg, 3))
+        per = 500000 + rnd_below(rg, 2500000);
+    count_op();
+    pthread_mutex_lock(&in->m);
+    tacio_status_t st = tacio_pool_timer_set(t, due, per);
+    set_model_locked(in, st, per ? M_ARMED : M_MAYBE);
+    pthread_mutex_unlock(&in->m);
+    set_check(in, st, X_TIMER_SET, "tacio_pool_timer_set", "timer");
+}
+
+static void timer_cancel_m(inst_t *in, tacio_pool_timer_t *t)
+{
+    pthread_mutex_lock(&in->m);
+    tacio_status_t st = tacio_pool_timer_cancel(t);
+    int model = in->model;
+    cancel_model_locked(in, st);
+    pthread_mutex_unlock(&in->m);
+    cancel_check(in, st, model, X_TIMER_CANCEL_OK, X_TIMER_CANCEL_NF, "tacio_pool_timer_cancel",
+                 "timer");
 }
 
 static void wait_set_m(inst_t *in, tacio_pool_wait_t *w, rng_t *rg)
@@ -908,20 +934,9 @@ static void wait_set_m(inst_t *in, tacio_pool_wait_t *w, rng_t *rg)
     count_op();
     pthread_mutex_lock(&in->m);
     tacio_status_t st = tacio_pool_wait_set(w, in->wfd[0], ev, tmo);
-    if (st == TACIO_SUCCESS) {
-        atomic_fetch_add_explicit(&in->sets, 1, memory_order_relaxed);
-        in->model = M_MAYBE;
-        in->cancel_flag = false;
-    }
+    set_model_locked(in, st, M_MAYBE);
     pthread_mutex_unlock(&in->m);
-    if (st == TACIO_SUCCESS)
-        cx(X_WAIT_SET);
-    else if (st == TACIO_INVALID_HANDLE && atomic_load(&in->closed))
-        cx(X_ON_CLOSED);
-    else if (st == TACIO_NO_MEMORY)
-        ; /* injected (TACIO_FAULTS enomem): not armed, as pool.h says */
-    else
-        TT_FAIL("tacio_pool_wait_set on an open wait: %s", tacio_status_name(st));
+    set_check(in, st, X_WAIT_SET, "tacio_pool_wait_set", "wait");
 }
 
 static void wait_cancel_m(inst_t *in, tacio_pool_wait_t *w)
@@ -929,27 +944,10 @@ static void wait_cancel_m(inst_t *in, tacio_pool_wait_t *w)
     pthread_mutex_lock(&in->m);
     tacio_status_t st = tacio_pool_wait_cancel(w);
     int model = in->model;
-    if (st == TACIO_SUCCESS) {
-        atomic_fetch_add_explicit(&in->cancels, 1, memory_order_relaxed);
-        in->cancel_flag = true;
-        in->after_cancel = 0;
-        in->model = M_DISARMED;
-    } else if (st == TACIO_NOT_FOUND) {
-        in->model = M_DISARMED;
-    }
+    cancel_model_locked(in, st);
     pthread_mutex_unlock(&in->m);
-    if (st == TACIO_SUCCESS) {
-        if (model == M_DISARMED)
-            TT_FAIL("tacio_pool_wait_cancel returned SUCCESS on a wait cancelled before and "
-                    "not set since");
-        cx(X_WAIT_CANCEL_OK);
-    } else if (st == TACIO_NOT_FOUND) {
-        cx(X_WAIT_CANCEL_NF);
-    } else if (st == TACIO_INVALID_HANDLE && atomic_load(&in->closed)) {
-        cx(X_ON_CLOSED);
-    } else {
-        TT_FAIL("tacio_pool_wait_cancel: %s", tacio_status_name(st));
-    }
+    cancel_check(in, st, model, X_WAIT_CANCEL_OK, X_WAIT_CANCEL_NF, "tacio_pool_wait_cancel",
+                 "wait");
 }
 
 /* ---- creating and closing objects ------------------------------------------------- */
