@@ -676,10 +676,16 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
         c->got_finished = true;
 }
 
+/* A pointer into a laid-out result whose buffer moved by d bytes. */
+static void *shifted(const void *p, ptrdiff_t d)
+{
+    return p ? (char *)(uintptr_t)p + d : NULL;
+}
+
 static void cert_relocate(tacio_http_client_cert_t *v, const void *from)
 {
     ptrdiff_t d = (const char *)v - (const char *)from;
-#define FIX(p) ((p) = (p) ? (void *)((char *)(uintptr_t)(p) + d) : NULL)
+#define FIX(p) ((p) = shifted((p), d))
     FIX(v->subject);
     FIX(v->issuer);
     FIX(v->serial_hex);
@@ -851,7 +857,7 @@ static void consume(struct conn *c, size_t n)
 static void request_relocate(tacio_http_request_t *v, const void *from)
 {
     ptrdiff_t d = (const char *)v - (const char *)from;
-#define FIX(p) ((p) = (p) ? (void *)((char *)(uintptr_t)(p) + d) : NULL)
+#define FIX(p) ((p) = shifted((p), d))
     FIX(v->method);
     FIX(v->target);
     FIX(v->path);
